@@ -1,0 +1,337 @@
+"""Throughput of the sandbox engine against a spawn-per-check baseline and plain
+in-process calls, over every pair of the authors' toy functions.
+
+    .venv/bin/python benchmarks/sandbox_throughput.py [--spawn-sample N]
+
+All three run in the same process run on both cores (2 workers each) over the
+same code text (the reference import prefix + ``refcode``). The spawn baseline
+is measured on a sample of checks (default: the first pair of every function)
+because it is ~20 checks/s; its rate is what the ratio uses. The in-process
+baseline runs in two worker processes with a per-call interval timer and a
+per-function watchdog, so a hanging toy function cannot wedge the benchmark.
+"Light" checks are those that take under 1 ms in-process; the engine and the
+in-process baselines are timed again on exactly those (median of 5 interleaved
+rounds).
+
+The in-process baseline of the final line runs each check on its own (exec the
+program, call once), as the reference checker does and as STACK-NOTES measured
+it (~250 checks/s overall, ~3,400/s light). A stricter variant that execs each
+function once and makes all its calls (the engine's batching without any
+isolation) is printed on the line before, as "strict".
+
+Last line: ``checks_per_s=<x> ratio_vs_spawn=<x> ratio_vs_inprocess=<x> light_ratio_vs_inprocess=<x>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import select
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DATA = ROOT.parent / "shared" / "data" / "codeio-toy" / "unified_with_ios.jsonl"
+WORKERS = 2
+CALL_TIMEOUT_S = 5.0
+FUNCTION_WATCHDOG_S = 60.0
+LIGHT_CALL_S = 1e-3
+LIGHT_ROUNDS = 5
+# The reference scripts' import prefix (what a generated function may rely on).
+SOLUTION_PREFIX = """\
+from itertools import accumulate, chain, combinations, count, permutations, product, groupby, islice, repeat
+from copy import deepcopy
+import signal
+from string import ascii_lowercase, ascii_uppercase
+from math import floor, log2, log10, sqrt, hypot, comb, gcd, ceil, inf, isqrt, lcm, factorial, dist
+from collections import defaultdict, deque, Counter
+from bisect import bisect, bisect_left, bisect_right, insort
+from heapq import heappush, heappop, heapify, merge, heapreplace
+from functools import reduce, lru_cache, cache, cmp_to_key
+from random import randrange, shuffle
+from operator import itemgetter, sub, or_, xor, and_
+from re import search as re_search
+from os.path import commonprefix
+from typing import List, Tuple, Dict, Set, Optional, Union, Any, Callable, Iterable, Iterator, Generator
+import copy
+import datetime
+import string
+import math
+from math import atan2, pi
+import collections
+import bisect
+import heapq
+from heapq import nlargest
+import functools
+import random
+from random import randint
+import itertools
+import operator
+import re
+import json
+import numpy as np
+from math import log, prod
+from collections import deque, defaultdict, Counter, OrderedDict
+from itertools import accumulate, permutations, combinations, product, groupby, islice, chain, repeat, zip_longest, cycle
+from functools import lru_cache, reduce, partial
+import sys
+from itertools import pairwise
+"""
+PRELOAD = ("math", "random", "itertools", "collections", "functools", "heapq", "bisect", "re", "string",
+           "json", "copy", "datetime", "typing", "operator", "signal", "os.path", "numpy")
+SPAWN_DRIVER = """
+import json as _json, sys as _sys
+_args = _json.loads({inp!r})
+_out = main_solution(**_args)
+_sys.__stdout__.write("\\n__RESULT__" + _json.dumps(_out))
+"""
+
+
+def load_functions() -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in DATA.read_text().splitlines() if line.strip()]
+    return [{"code": SOLUTION_PREFIX + "\n\n" + r["refcode"],
+             "inputs": [json.dumps(io["input"]) for io in r["ios"]],
+             "outputs": [io["output"] for io in r["ios"]]} for r in rows]
+
+
+def is_close(pred: Any, target: Any, tol: float = 1e-3) -> bool:
+    if isinstance(pred, dict) and isinstance(target, dict):
+        return pred.keys() == target.keys() and all(is_close(pred[k], target[k], tol) for k in pred)
+    if isinstance(pred, list) and isinstance(target, list):
+        return len(pred) == len(target) and all(is_close(p, t, tol) for p, t in zip(pred, target))
+    if isinstance(pred, (int, float)) and isinstance(target, (int, float)):
+        if isinstance(pred, float) or isinstance(target, float):
+            if not (math.isfinite(pred) and math.isfinite(target)):
+                return False
+            return abs(pred - target) <= tol * abs(target) and int(pred) == int(target)
+        return pred == target
+    return pred == target
+
+
+def matches(value_json: str | None, expected: Any) -> bool:
+    if value_json is None:
+        return False
+    try:
+        return json.dumps(expected) == value_json or is_close(json.loads(value_json), expected)
+    except ValueError:
+        return False
+
+
+# ---- in-process baseline: worker processes ------------------------------------
+def inprocess_worker() -> None:
+    """Reads jobs (JSON lines) on stdin, answers on a private dup of stdout."""
+    out = os.fdopen(os.dup(1), "w")
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    sys.stdout = sys.stderr = open(os.devnull, "w")
+
+    class CallTimeout(BaseException):
+        pass
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        raise CallTimeout()
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    exec(SOLUTION_PREFIX, {})  # warm the imports, like a fork server would
+    def load(code: str) -> tuple[Any, str | None]:
+        namespace: dict[str, Any] = {"__name__": "__bench__"}
+        try:
+            exec(compile(code, "<code>", "exec"), namespace)
+            return namespace["main_solution"], None
+        except BaseException as exc:  # noqa: BLE001 - benchmark: any failure is an error
+            return None, type(exc).__name__
+
+    for line in sys.stdin:
+        job = json.loads(line)
+        results = []
+        fn, load_error = load(job["code"])
+        for k, inp in enumerate(job["inputs"]):
+            if job.get("per_check") and k:
+                fn, load_error = load(job["code"])  # each check on its own, as the reference checker does
+            if fn is None:
+                results.append([None, 0.0, load_error])
+                continue
+            random.seed(0)
+            t0 = time.perf_counter()
+            signal.setitimer(signal.ITIMER_REAL, CALL_TIMEOUT_S)
+            try:
+                value = fn(**json.loads(inp))
+                dur = time.perf_counter() - t0
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                results.append([json.dumps(value), dur, None])
+            except BaseException as exc:  # noqa: BLE001
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                results.append([None, time.perf_counter() - t0, type(exc).__name__])
+        out.write(json.dumps(results) + "\n")
+        out.flush()
+
+
+class InProcessPool:
+    @staticmethod
+    def _start() -> subprocess.Popen[str]:
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        return subprocess.Popen([sys.executable, __file__, "--inprocess-worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+
+    def __init__(self, per_check: bool = False) -> None:
+        self.per_check = per_check
+        self.procs = [self._start() for _ in range(WORKERS)]
+
+    def run_one(self, slot: int, code: str, inputs: list[str]) -> list[list[Any]]:
+        proc = self.procs[slot]
+        proc.stdin.write(json.dumps({"code": code, "inputs": inputs, "per_check": self.per_check}) + "\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], FUNCTION_WATCHDOG_S)
+        line = proc.stdout.readline() if ready else ""
+        if not line:  # hung (ignored the timer) or died: replace the worker, count errors
+            proc.kill()
+            proc.wait()
+            self.procs[slot] = self._start()
+            return [[None, CALL_TIMEOUT_S, "Watchdog"] for _ in inputs]
+        return json.loads(line)
+
+    def run_all(self, jobs: list[tuple[str, list[str]]]) -> list[list[list[Any]]]:
+        out: list[list[list[Any]] | None] = [None] * len(jobs)
+        next_job = iter(range(len(jobs)))
+        lock = __import__("threading").Lock()
+
+        def drive(slot: int) -> None:
+            while True:
+                with lock:
+                    idx = next(next_job, None)
+                if idx is None:
+                    return
+                out[idx] = self.run_one(slot, *jobs[idx])
+
+        with ThreadPoolExecutor(WORKERS) as pool:
+            list(pool.map(drive, range(WORKERS)))
+        return [o or [] for o in out]
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.stdin.close()
+            proc.wait(timeout=10)
+
+
+# ---- spawn baseline -------------------------------------------------------------
+def spawn_check(code: str, inp: str) -> str | None:
+    script = code + "\n" + SPAWN_DRIVER.format(inp=inp)
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    try:
+        proc = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                              timeout=CALL_TIMEOUT_S, env=env, cwd="/tmp")
+    except subprocess.TimeoutExpired:
+        return None
+    marker = proc.stdout.rfind("\n__RESULT__")
+    return proc.stdout[marker + len("\n__RESULT__"):].strip() if marker >= 0 else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--spawn-sample", type=int, default=1, help="pairs per function for the spawn baseline")
+    parser.add_argument("--inprocess-worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inprocess_worker:
+        inprocess_worker()
+        return
+    if not DATA.exists():
+        sys.exit(f"dataset not found: {DATA}")
+    from codeio.execution import Limits, RunRequest
+    from codeio.sandbox import SandboxConfig, create_executor
+
+    funcs = load_functions()
+    total = sum(len(f["inputs"]) for f in funcs)
+    print(f"{len(funcs)} functions, {total} checks, {WORKERS} workers")
+
+    jobs = [(f["code"], f["inputs"]) for f in funcs]
+    # In-process, two ways. "per check" (the baseline of the final line): every
+    # check execs its program on its own, as the reference checker and the
+    # STACK-NOTES measurement do. "per function" (stricter, printed too): exec
+    # once, then all calls, exactly the engine's batching without isolation.
+    per_check = InProcessPool(per_check=True)
+    per_func = InProcessPool(per_check=False)
+    for pool_ in (per_check, per_func):
+        pool_.run_all([("pass", ["{}"])] * WORKERS * 2)  # warm-up: both workers ready
+    t0 = time.perf_counter()
+    inproc_results = per_check.run_all(jobs)
+    t_inproc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    per_func.run_all(jobs)
+    t_inproc_func = time.perf_counter() - t0
+    inproc_ok = sum(matches(r[0], f["outputs"][i]) for f, rs in zip(funcs, inproc_results) for i, r in enumerate(rs))
+    light = [[i for i, r in enumerate(rs) if r[2] is None and r[1] < LIGHT_CALL_S] for rs in inproc_results]
+    light_funcs = [(f, idx) for f, idx in zip(funcs, light) if idx]
+    n_light = sum(len(idx) for _, idx in light_funcs)
+    light_jobs = [(f["code"], [f["inputs"][i] for i in idx]) for f, idx in light_funcs]
+
+    executor = create_executor(SandboxConfig(workers=WORKERS, preload=PRELOAD))
+    executor.fingerprint()
+    limits = Limits(timeout_s=CALL_TIMEOUT_S)
+
+    def engine_run(job: tuple[str, list[str]]) -> list[Any]:
+        return executor.run(RunRequest(code=job[0], inputs_json=tuple(job[1]), limits=limits, check_size=False,
+                                       stop_on_fatal=True))
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(engine_run, [("pass", ["{}"])] * WORKERS * 2))
+        t0 = time.perf_counter()
+        engine_results = list(pool.map(engine_run, jobs))
+        t_engine = time.perf_counter() - t0
+        engine_ok = sum(matches(r.value_json, f["outputs"][i])
+                        for f, rs in zip(funcs, engine_results) for i, r in enumerate(rs))
+        # Light checks only, all three again: short passes, so the median of
+        # interleaved rounds (the machine is shared; one round is noisy).
+        rounds: dict[str, list[float]] = {"engine": [], "check": [], "func": []}
+        for _ in range(LIGHT_ROUNDS):
+            for name, runner in (("engine", lambda: list(pool.map(engine_run, light_jobs))),
+                                 ("check", lambda: per_check.run_all(light_jobs)),
+                                 ("func", lambda: per_func.run_all(light_jobs))):
+                t0 = time.perf_counter()
+                runner()
+                rounds[name].append(time.perf_counter() - t0)
+    per_check.close()
+    per_func.close()
+    executor.close()
+
+    # spawn per check, on a sample
+    sample = [(f["code"], f["inputs"][i], f["outputs"][i]) for f in funcs for i in range(min(args.spawn_sample, len(f["inputs"])))]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        t0 = time.perf_counter()
+        spawn_out = list(pool.map(lambda s: spawn_check(s[0], s[1]), sample))
+        t_spawn = time.perf_counter() - t0
+    spawn_ok = sum(matches(v, s[2]) for v, s in zip(spawn_out, sample))
+
+    light_rate = {name: n_light / statistics.median(ts) if n_light else float("nan") for name, ts in rounds.items()}
+    rate_engine = total / t_engine
+    rate_inproc = total / t_inproc
+    rate_inproc_func = total / t_inproc_func
+    rate_spawn = len(sample) / t_spawn
+    print(f"in-process (per check)    : {rate_inproc:8.1f} checks/s  ({inproc_ok} of {total} match, {t_inproc:.2f} s)")
+    print(f"in-process (per function) : {rate_inproc_func:8.1f} checks/s  ({t_inproc_func:.2f} s)")
+    print(f"engine                    : {rate_engine:8.1f} checks/s  ({engine_ok} of {total} match, {t_engine:.2f} s)")
+    print(f"spawn per check           : {rate_spawn:8.1f} checks/s  ({spawn_ok} of {len(sample)} sampled checks match, {t_spawn:.2f} s)")
+    print(f"light ({n_light} checks under {LIGHT_CALL_S * 1e3:.0f} ms in-process, {len(light_funcs)} functions): "
+          f"engine {light_rate['engine']:.0f}/s, in-process per check {light_rate['check']:.0f}/s, "
+          f"per function {light_rate['func']:.0f}/s")
+    print(f"strict (vs in-process per function): ratio {rate_engine / rate_inproc_func:.2f}, "
+          f"light ratio {light_rate['engine'] / light_rate['func']:.2f}")
+    print(f"checks_per_s={rate_engine:.1f} ratio_vs_spawn={rate_engine / rate_spawn:.2f} "
+          f"ratio_vs_inprocess={rate_engine / rate_inproc:.2f} "
+          f"light_ratio_vs_inprocess={light_rate['engine'] / light_rate['check']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+"""codeio: CodeI/O and CodeI/O++ data factory (domain core, no Prefect imports)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,437 @@
+"""What runs inside a forked child, after isolation is in place: exec the code
+once, then run the batch (``run``) or the generator loop (``sample``),
+reporting through length-prefixed JSON frames on one pipe.
+
+Result dicts use the field names of :class:`codeio.execution.CallResult`.
+"""
+
+from __future__ import annotations
+
+import builtins
+import errno
+import importlib.machinery
+import json
+import os
+import random
+import signal
+import sys
+import time
+import traceback
+from typing import Any, Callable
+
+from codeio.sandbox.protocol import write_frame
+from codeio.sandbox.sizecheck import is_finite, size_violation
+
+MODULE_NAME = "__codeio_sandbox__"  # not "__main__": demo blocks of scraped code stay inert
+CODE_FILENAME = "<code>"
+MAX_TRACEBACK_CHARS = 2000
+MAX_MESSAGE_CHARS = 1000
+EXIT_MEMORY = 97  # the child could not even report a MemoryError
+EXIT_INTERNAL = 98
+NON_FATAL_STATUSES = frozenset({"ok", "exception", "invalid_value"})
+
+_dumps = json.dumps
+_loads = json.loads
+
+
+class OutputLimitExceeded(BaseException):
+    """Raised by the capped stdout/stderr sink (BaseException: user code rarely catches it)."""
+
+
+class CallTimeout(BaseException):
+    """Raised by the per-call interval timer during sampling."""
+
+
+class CappedSink:
+    """sys.stdout / sys.stderr replacement: counts what is printed, keeps nothing,
+    and ends the child once the per-call cap is passed."""
+
+    encoding = "utf-8"
+    errors = "strict"
+
+    def __init__(self, on_overflow: Callable[[], None]) -> None:
+        self.limit = 0
+        self.used = 0
+        self._on_overflow = on_overflow
+
+    def write(self, text: str) -> int:
+        self.used += len(text)
+        if self.used > self.limit:
+            self._on_overflow()
+        return len(text)
+
+    def flush(self) -> None:
+        return None
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        raise OSError("captured stream has no file descriptor")
+
+    @property
+    def buffer(self) -> "CappedSink":
+        return self  # sys.stdout.buffer.write(b"...") is counted the same way
+
+
+def _short(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def status_of(exc: BaseException) -> str:
+    """Exceptions that are really resource limits get the limit's status."""
+    if isinstance(exc, MemoryError):
+        return "memory"
+    if isinstance(exc, OSError) and exc.errno == errno.EFBIG:
+        return "output_limit"  # RLIMIT_FSIZE (Python ignores SIGXFSZ, so the write fails)
+    return "exception"
+
+
+def exception_result(exc: BaseException, duration: float = 0.0, status: str | None = None) -> dict[str, Any]:
+    try:
+        message = str(exc)
+    except Exception:  # a hostile __str__
+        message = "<unprintable message>"
+    try:
+        frames = traceback.extract_tb(exc.__traceback__)
+        frames = [f for f in frames if f.filename == CODE_FILENAME] or frames[-3:]
+        tb = "".join(traceback.format_list(frames[-8:]))
+    except Exception:
+        tb = ""
+    return {
+        "status": status or status_of(exc),
+        "error_type": type(exc).__name__,
+        "error_message": _short(message, MAX_MESSAGE_CHARS),
+        "traceback": _short(tb, MAX_TRACEBACK_CHARS),
+        "duration_s": duration,
+    }
+
+
+class _SeedState:
+    """The seed of the call in progress, for modules imported during the call."""
+
+    current = 0
+
+
+def _seed_numpy(module: Any, seed: int) -> None:
+    try:
+        module.seed(seed % (1 << 32))
+    except Exception:  # a broken or monkeypatched numpy is the code's problem
+        pass
+
+
+def _seed(seed: int) -> None:
+    _SeedState.current = seed
+    random.seed(seed)
+    np_random = sys.modules.get("numpy.random")
+    if np_random is not None:
+        _seed_numpy(np_random, seed)
+
+
+class _SeedingLoader:  # duck-typed: importlib.abc would pull shutil, bz2, lzma into the server
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def create_module(self, spec: Any) -> Any:
+        return self.inner.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        self.inner.exec_module(module)
+        _seed_numpy(module, _SeedState.current)
+
+
+class _SeedOnImport:
+    """Seeds numpy.random when a child imports it lazily (it is not preloaded)."""
+
+    NAMES = frozenset({"numpy.random"})
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name not in self.NAMES:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _SeedingLoader(spec.loader)
+        return spec
+
+
+def install_seed_on_import() -> None:
+    """Called once in the server: children inherit the hook."""
+    if not any(isinstance(f, _SeedOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SeedOnImport())
+
+
+class Child:
+    def __init__(self, job: dict[str, Any], chan: int) -> None:
+        self.job = job
+        self.chan = chan
+        self.current: int | None = None
+        self.sink = CappedSink(self._overflow)
+        self.namespace: dict[str, Any] = {}
+
+    def send(self, obj: Any) -> None:
+        write_frame(self.chan, obj)
+
+    def _overflow(self) -> None:
+        raise OutputLimitExceeded()
+
+    def _install_streams(self, limit: int) -> None:
+        self.sink.limit = limit
+        self.sink.used = 0
+        sys.stdout = self.sink
+        sys.stderr = self.sink
+
+    def load(self) -> bool:
+        """Exec the code once. Reports {"load": "ok"} or {"load": "error", "result": ...}."""
+        limits = self.job["limits"]
+        self._install_streams(limits["max_output_bytes"])
+        self.namespace = {"__name__": MODULE_NAME, "__builtins__": builtins}
+        t0 = time.perf_counter()
+        try:
+            exec(compile(self.job["code"], CODE_FILENAME, "exec"), self.namespace)
+        except OutputLimitExceeded:
+            self.send({"load": "error", "result": {"status": "output_limit", "error_message": "printed too much while loading"}})
+            return False
+        except BaseException as exc:
+            self.send({"load": "error", "result": exception_result(exc, time.perf_counter() - t0)})
+            return False
+        for name in self.job.get("require", ()):
+            if not callable(self.namespace.get(name)):
+                self.send({"load": "error", "result": {
+                    "status": "exception", "error_type": "NameError",
+                    "error_message": f"name '{name}' is not defined (or not callable)"}})
+                return False
+        self.send({"load": "ok"})
+        return True
+
+    # ---- run ------------------------------------------------------------
+    def run(self, start: int) -> None:
+        job = self.job
+        fn = self.namespace[job["entry"]]
+        inputs = job["inputs"]
+        limits = job["limits"]
+        check_size = job["check_size"]
+        max_value_chars = limits["max_output_bytes"]
+        seed = job["seed"]
+        for i in range(start, len(inputs)):
+            self._install_streams(limits["max_output_bytes"])
+            result = self._call_one(fn, inputs[i], seed, check_size, max_value_chars)
+            self.send(result)
+            if result["status"] not in NON_FATAL_STATUSES:
+                return  # the server starts a fresh child for what remains, if asked to
+
+    def _call_one(self, fn: Callable[..., Any], input_json: str, seed: int, check_size: bool, max_chars: int) -> dict[str, Any]:
+        try:
+            args = _loads(input_json)
+        except ValueError as exc:
+            return {"status": "invalid_value", "error_type": "ValueError", "error_message": f"input is not JSON: {exc}"}
+        _seed(seed)
+        t0 = time.perf_counter()
+        try:
+            value = fn(**args) if isinstance(args, dict) else fn(args)
+        except OutputLimitExceeded:
+            return {"status": "output_limit", "error_message": "printed more than the output cap",
+                    "duration_s": time.perf_counter() - t0}
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt are the code's exceptions too
+            return exception_result(exc, time.perf_counter() - t0)
+        duration = time.perf_counter() - t0
+        return self._encode_value(value, duration, check_size, max_chars)
+
+    @staticmethod
+    def _encode_value(value: Any, duration: float, check_size: bool, max_chars: int) -> dict[str, Any]:
+        try:
+            text = _dumps(value, allow_nan=True)
+        except MemoryError as exc:
+            return exception_result(exc, duration)
+        except BaseException as exc:  # TypeError, ValueError (circular), or a hostile __iter__
+            return {"status": "invalid_value", "error_type": type(exc).__name__,
+                    "error_message": _short(f"result is not JSON-serializable: {exc}", MAX_MESSAGE_CHARS),
+                    "duration_s": duration}
+        if len(text) > max_chars:
+            return {"status": "invalid_value", "error_message": f"result JSON is {len(text)} characters",
+                    "duration_s": duration}
+        if check_size:
+            try:
+                reason = size_violation(value)
+            except BaseException as exc:  # noqa: BLE001 - hostile containers
+                reason = f"size check failed: {type(exc).__name__}"
+            if reason:
+                return {"status": "invalid_value", "error_type": "SizeLimit",
+                        "error_message": f"result too large: {reason}", "duration_s": duration}
+        return {"status": "ok", "value_json": text, "duration_s": duration}
+
+    # ---- sample ---------------------------------------------------------
+    def sample(self) -> None:
+        job = self.job
+        gen = self.namespace[job["generator"]]
+        fn = self.namespace[job["entry"]]
+        limits = job["limits"]
+        per_call = float(job["per_call_timeout_s"])
+        budget_end = time.monotonic() + float(limits["timeout_s"])
+        max_attempts = int(job["max_attempts"])
+        max_pairs = int(job["max_pairs"])
+        rejected: dict[str, int] = {}
+        seen: set[str] = set()
+        pairs = 0
+        attempts = 0
+        failures = 0
+        last_error: dict[str, Any] | None = None
+
+        def reject(reason: str) -> None:
+            rejected[reason] = rejected.get(reason, 0) + 1
+
+        def on_alarm(signum: int, frame: Any) -> None:
+            raise CallTimeout()
+
+        signal.signal(signal.SIGALRM, on_alarm)
+        _seed(job["seed"])
+        stopped_by_budget = False
+        while attempts < max_attempts and pairs < max_pairs:
+            if time.monotonic() >= budget_end:
+                stopped_by_budget = True
+                break
+            attempts += 1
+            self.send({"tick": attempts})
+            self._install_streams(limits["max_output_bytes"])
+            signal.setitimer(signal.ITIMER_REAL, per_call)
+            try:
+                inp = gen()
+            except CallTimeout:
+                reject("generator_timeout")
+                failures += 1
+                continue
+            except OutputLimitExceeded:
+                reject("generator_output_limit")
+                failures += 1
+                continue
+            except BaseException as exc:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                reject("generator_exception")
+                failures += 1
+                last_error = exception_result(exc)
+                continue
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            if not isinstance(inp, dict):
+                reject("input_not_dict")
+                continue
+            try:
+                input_json = _dumps(inp, allow_nan=True)
+            except BaseException:  # noqa: BLE001
+                reject("input_not_json")
+                continue
+            if input_json in seen:
+                reject("duplicate")
+                continue
+            seen.add(input_json)
+            if size_violation(inp) is not None:
+                reject("input_too_large")
+                continue
+            if not is_finite(inp):
+                reject("input_not_finite")
+                continue
+            state = random.getstate()
+            np_random = sys.modules.get("numpy.random")
+            np_state = np_random.get_state() if np_random is not None else None
+            _seed(job["seed"])
+            signal.setitimer(signal.ITIMER_REAL, per_call)
+            try:
+                value = fn(**_loads(input_json))
+            except CallTimeout:
+                reject("entry_timeout")
+                failures += 1
+                continue
+            except OutputLimitExceeded:
+                reject("entry_output_limit")
+                failures += 1
+                continue
+            except BaseException as exc:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                reject("entry_exception")
+                failures += 1
+                last_error = exception_result(exc)
+                continue
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                random.setstate(state)
+                if np_state is not None:
+                    np_random.set_state(np_state)
+            if value is None:
+                reject("output_none")
+                continue
+            try:
+                output_json = _dumps(value, allow_nan=True)
+            except BaseException:  # noqa: BLE001
+                reject("output_not_json")
+                continue
+            if size_violation(value) is not None:
+                reject("output_too_large")
+                continue
+            if not is_finite(value):
+                reject("output_not_finite")
+                continue
+            pairs += 1
+            self.send({"pair": [input_json, output_json]})
+        status = "ok"
+        summary: dict[str, Any] = {"done": True, "attempts": attempts, "rejected": rejected}
+        if attempts and failures == attempts and pairs == 0:
+            status = "exception"
+        elif stopped_by_budget:
+            status = "timeout"
+            summary["error_message"] = f"sampling budget exhausted after {attempts} attempts"
+        summary["status"] = status
+        if last_error is not None and status == "exception":
+            summary["error_type"] = last_error.get("error_type")
+            summary["error_message"] = last_error.get("error_message")
+        self.send(summary)
+
+
+WARMUP_CODE = "def main_solution(a, b):\n    return {'sum': a + b, 'items': [a, b]}\n"
+WARMUP_ROUNDS = 64
+
+
+def warm_up() -> None:
+    """Run the child's code paths in the server a few times before any fork:
+    3.11 specializes bytecode in place, and writes done once in the server are
+    not copy-on-write faults in every child."""
+    r, w = os.pipe()
+    try:
+        job = {"kind": "run", "code": WARMUP_CODE, "entry": "main_solution", "inputs": ['{"a": 1, "b": 2}'] * 2,
+               "limits": {"max_output_bytes": 1 << 20}, "check_size": True, "seed": 0, "require": ["main_solution"]}
+        saved = sys.stdout, sys.stderr
+        try:
+            for _ in range(WARMUP_ROUNDS):
+                child = Child(job, w)
+                if child.load():
+                    child.run(0)
+                while True:
+                    os.set_blocking(r, False)
+                    try:
+                        if not os.read(r, 1 << 16):
+                            break
+                    except BlockingIOError:
+                        break
+        finally:
+            sys.stdout, sys.stderr = saved
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def child_main(job: dict[str, Any], chan: int, start: int) -> None:
+    """Entry point in the forked child; never returns."""
+    code = 0
+    try:
+        child = Child(job, chan)
+        if child.load():
+            if job["kind"] == "run":
+                child.run(start)
+            else:
+                child.sample()
+    except MemoryError:
+        code = EXIT_MEMORY
+    except BaseException:  # noqa: BLE001 - the child must never fall back into server code
+        code = EXIT_INTERNAL
+    os._exit(code)

@@ -1,0 +1,611 @@
+"""The fork server: a single-threaded process started with a scrubbed
+environment, which preloads modules once and forks one isolated child per
+batch of calls. Run as ``python -m codeio.sandbox.server CONFIG_JSON``.
+
+Deadlines are enforced here, outside the child: the child reports one frame
+per call and is SIGKILLed (whole process group) when a frame is late.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import gc
+import importlib
+import json
+import os
+import resource
+import select
+import signal
+import sys
+import time
+from typing import Any, NamedTuple
+
+from codeio.sandbox.protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
+
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+CHILD_PROCESS_NAME = b"codeio-sandbox"
+PR_SET_CHILD_SUBREAPER = 36
+CLONE_NEWNS = 0x00020000
+CLONE_NEWNET = 0x40000000
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_NOSUID = 2
+MS_NODEV = 4
+PRIVATE_TMPFS_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+WORK_ROOT_NS = "/tmp"  # inside the server's own mount namespace
+KILL_GRACE_S = 0.5  # wait for a SIGKILLed child to be reaped
+LOAD_EXTRA_S = 3.0  # the code's top level (imports not preloaded: sympy ~1.5 s) gets one call timeout plus this
+RUN_STATUS_FATAL = {"timeout", "memory", "killed", "output_limit", "sandbox_error"}
+SAMPLE_TICK_FACTOR = 2.0  # a sampling attempt (generator + entry) may take 2 per-call timeouts
+NOFILE_LIMIT = 256
+CHILD_CHANNEL_FD = 3
+CHILD_JOB_FD = 4
+CHILD_FRAME_OVERHEAD = 64 << 10
+# numpy.random is left out on purpose: its ten extension modules add ~60 memory
+# mappings, which makes every fork ~0.4 ms slower; children that use it import
+# it (and get it seeded) on first use.
+WARM_SUBMODULES = {"numpy": ("numpy.linalg",)}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class WarmChild(NamedTuple):
+    pid: int
+    chan_r: int  # results from the child
+    job_w: int  # the job to the child (closed once written)
+    pidfd: int  # -1 when pidfd_open is unavailable
+    workdir: str
+
+
+def _prctl(option: int, arg: int) -> None:
+    if _libc.prctl(option, arg, 0, 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _unshare(flags: int) -> None:
+    if _libc.unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
+    rc = _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
+                     ctypes.c_ulong(flags), data.encode() if data else None)
+    if rc != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+
+
+class Server:
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        self.cfg = cfg
+        self.uid: int | None = cfg.get("uid")
+        self.slot = cfg["slot"]
+        self.is_root = os.geteuid() == 0
+        self.netns = False
+        self.mountns = False
+        self.notes: list[str] = []
+        self.work_root = cfg["work_root"]
+        self.batch = 0
+        self.pid = os.getpid()
+        self.warm: WarmChild | None = None
+        self.deferred: list[tuple[WarmChild, int]] = []
+
+    # ---- start-up ---------------------------------------------------------
+    def setup(self) -> None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != self.cfg["parent_pid"]:
+            os._exit(0)  # the owner died before PDEATHSIG was armed
+        try:
+            _prctl(PR_SET_CHILD_SUBREAPER, 1)
+        except OSError as exc:
+            self.notes.append(f"no subreaper: {exc}")
+        if self.cfg.get("isolate_network", True):
+            self._enter_namespaces()
+        self._preload()
+        if not self.mountns:
+            os.makedirs(self.work_root, mode=0o711, exist_ok=True)
+            os.chmod(self.work_root, 0o711)
+
+    def _enter_namespaces(self) -> None:
+        try:
+            _unshare(CLONE_NEWNET)
+            self.netns = True
+        except OSError as exc:
+            self.notes.append(f"network namespace unavailable ({exc}); network not cut")
+        try:
+            _unshare(CLONE_NEWNS)
+            _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+            for target in PRIVATE_TMPFS_DIRS:
+                if os.path.isdir(target):
+                    # root-owned 0755: the sandbox uid can write only in its own work dir
+                    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=512m")
+            self.mountns = True
+            self.work_root = WORK_ROOT_NS
+        except OSError as exc:
+            self.notes.append(f"mount namespace unavailable ({exc}); /tmp shared")
+
+    def _preload(self) -> None:
+        self.preloaded: dict[str, str] = {}
+        self.missing: list[str] = []
+        for name in self.cfg["preload"]:
+            try:
+                mod = importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001 - a broken optional package is only noted
+                self.missing.append(f"{name}: {type(exc).__name__}")
+                continue
+            self.preloaded[name] = str(getattr(mod, "__version__", ""))
+        # Lazily imported parts that every child would otherwise import again
+        # (numpy.random alone costs ~10 ms per child), and the child's own code.
+        for name in WARM_SUBMODULES.get("numpy", ()) if "numpy" in self.preloaded else ():
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001
+                self.missing.append(f"{name}: {type(exc).__name__}")
+        child = importlib.import_module("codeio.sandbox.child")
+        child.install_seed_on_import()
+        child.warm_up()
+        # Children must not walk (and so copy-on-write) every preloaded object in a GC pass.
+        gc.collect()
+        gc.freeze()
+
+    def probe_child_imports(self) -> bool:
+        """Can the sandbox uid read the standard library? (A Python under a 0700
+        home directory cannot import anything not preloaded after the switch.)"""
+        if not (self.is_root and self.uid is not None):
+            return True
+        import sysconfig
+
+        stdlib = sysconfig.get_paths()["stdlib"]
+        purelib = sysconfig.get_paths()["purelib"]
+        pid = os.fork()
+        if pid == 0:
+            ok = False
+            try:
+                os.setgroups([])
+                os.setgid(self.uid)
+                os.setuid(self.uid)
+                ok = all(os.access(p, os.R_OK | os.X_OK) for p in (stdlib, purelib) if os.path.isdir(p))
+            finally:
+                os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "python": sys.version.split()[0],
+            "implementation": sys.implementation.name,
+            "preloaded": self.preloaded,
+            "missing": self.missing,
+            "netns": self.netns,
+            "mountns": self.mountns,
+            "uid": self.uid if self.is_root else None,
+            "notes": self.notes,
+            "child_imports_ok": self.probe_child_imports(),
+            "hashseed": os.environ.get("PYTHONHASHSEED"),
+        }
+
+    # ---- main loop -------------------------------------------------------
+    def serve(self, inp: int, out: int) -> None:
+        reader = FrameReader(inp)
+        write_frame(out, {"ready": True, "info": self.info()})
+        self.prefork()
+        while True:
+            try:
+                job = reader.read(None)
+            except ChannelClosed:
+                self.drop_warm()
+                return
+            if job.get("kind") == "ping":
+                write_frame(out, {"pong": True})
+                continue
+            try:
+                if job["kind"] == "run":
+                    response = {"results": self.run_batch(job)}
+                else:
+                    response = self.sample(job)
+            except Exception as exc:  # noqa: BLE001 - our own failure: report it, keep serving
+                response = {"error": f"{type(exc).__name__}: {exc}"}
+            write_frame(out, response)
+            self.finish_deferred()
+            self.prefork()
+
+    # ---- one child -------------------------------------------------------
+    def _make_workdir(self) -> str:
+        self.batch += 1
+        path = os.path.join(self.work_root, f"s{self.slot}-{self.pid}-{self.batch}")
+        os.mkdir(path, 0o700)
+        if self.is_root and self.uid is not None:
+            os.chown(path, self.uid, self.uid)
+        return path
+
+    def _fork_child(self) -> WarmChild:
+        """Fork an isolated child that waits for its job: fork, after-fork work and
+        isolation happen while the server is idle, off the request's critical path."""
+        workdir = self._make_workdir()
+        r, w = os.pipe()
+        jr, jw = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                os.close(jw)
+                self._isolate(w, jr, workdir)
+                job = FrameReader(CHILD_JOB_FD).read(None)
+                os.close(CHILD_JOB_FD)
+                _apply_limits(job["limits"])
+                from codeio.sandbox.child import child_main
+
+                child_main(job, CHILD_CHANNEL_FD, int(job["start"]))
+            finally:
+                os._exit(99)
+        os.close(w)
+        os.close(jr)
+        os.set_blocking(r, False)
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:
+            pidfd = -1
+        return WarmChild(pid, r, jw, pidfd, workdir)
+
+    def _start_child(self, job: dict[str, Any], start: int) -> WarmChild:
+        child, self.warm = self.warm, None
+        if child is None:
+            child = self._fork_child()
+        job["start"] = start
+        try:
+            write_frame(child.job_w, job)
+        except OSError:
+            pass  # it died while waiting: the read loop sees it end
+        os.close(child.job_w)
+        return child
+
+    def prefork(self) -> None:
+        if self.warm is None:
+            self.warm = self._fork_child()
+
+    def drop_warm(self) -> None:
+        child, self.warm = self.warm, None
+        if child is not None:
+            os.close(child.job_w)
+            self._finish_child(child)
+            self._cleanup(child.workdir, 0)
+
+    def finish_deferred(self) -> None:
+        """Reap children whose results are already answered (kept off the critical path)."""
+        while self.deferred:
+            child, max_processes = self.deferred.pop()
+            self._finish_child(child)
+            self._cleanup(child.workdir, max_processes)
+
+    def _isolate(self, chan: int, job_fd: int, workdir: str) -> None:
+        """In the child: new session, descriptors, uid switch (order matters).
+        Resource limits follow once the job is known (lowering needs no privilege)."""
+        os.setsid()
+        _libc.prctl(PR_SET_NAME, CHILD_PROCESS_NAME, 0, 0, 0)  # visible in ps/top as the sandboxed child
+        os.chdir(workdir)
+        chan_hi = fcntl.fcntl(chan, fcntl.F_DUPFD, 10)
+        job_hi = fcntl.fcntl(job_fd, fcntl.F_DUPFD, 10)
+        null = os.open("/dev/null", os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(chan_hi, CHILD_CHANNEL_FD)
+        os.dup2(job_hi, CHILD_JOB_FD)
+        os.closerange(CHILD_JOB_FD + 1, 1 << 16)
+        if self.is_root and self.uid is not None:
+            os.setgroups([])
+            os.setgid(self.uid)
+            os.setuid(self.uid)
+        log = os.open("output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid: credential changes clear it
+        if os.getppid() != self.pid:
+            os._exit(0)
+        os.environ["HOME"] = workdir
+        os.environ["TMPDIR"] = workdir
+        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
+        if not self.netns:
+            sys.addaudithook(_deny_network)  # weaker fallback: Python-level sockets only
+        sys.argv = ["main"]
+        sys.dont_write_bytecode = True
+
+    def _finish_child(self, child: WarmChild) -> tuple[int, float]:
+        """SIGKILL the child's group, reap it, return (wait status, cpu seconds)."""
+        pid, r, pidfd = child.pid, child.chan_r, child.pidfd
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            pass
+        try:
+            _, status, usage = os.wait4(pid, 0)
+        except ChildProcessError:
+            status, usage = 0, None
+        os.close(r)
+        if pidfd >= 0:
+            os.close(pidfd)
+        cpu = (usage.ru_utime + usage.ru_stime) if usage is not None else 0.0
+        return status, cpu
+
+    def _cleanup(self, workdir: str, max_processes: int) -> None:
+        if max_processes > 0 and self.is_root and self.uid is not None:
+            self._reap_uid()
+        while True:  # orphans re-parented to us (subreaper)
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                break
+        _remove_tree(workdir)
+        if not self.mountns and self.is_root and self.uid is not None:
+            _remove_owned(self.uid)
+
+    def _reap_uid(self) -> None:
+        """kill(-1, SIGKILL) from the sandbox uid: ends every escapee of this slot."""
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.setgroups([])
+                os.setgid(self.uid)
+                os.setuid(self.uid)
+                os.kill(-1, signal.SIGKILL)
+            except BaseException:  # noqa: BLE001
+                pass
+            os._exit(0)
+        os.waitpid(pid, 0)
+        deadline = time.monotonic() + KILL_GRACE_S
+        while time.monotonic() < deadline:
+            try:
+                reaped, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if reaped == 0:
+                time.sleep(0.001)
+
+    def _death_result(self, status: int, cpu: float, limits: dict[str, Any], timed_out: bool, during: str) -> dict[str, Any]:
+        if timed_out:
+            return {"status": "timeout", "error_message": f"deadline of {limits['timeout_s']} s exceeded{during}"}
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            if sig == signal.SIGXCPU or (sig == signal.SIGKILL and cpu >= limits["cpu_s"]):
+                return {"status": "timeout", "error_message": f"CPU limit exceeded{during}"}
+            if sig == signal.SIGXFSZ:
+                return {"status": "output_limit", "error_message": f"file size limit exceeded{during}"}
+            return {"status": "killed", "error_message": f"killed by {signal.Signals(sig).name}{during}"}
+        code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else -1
+        from codeio.sandbox.child import EXIT_MEMORY
+
+        if code == EXIT_MEMORY:
+            return {"status": "memory", "error_message": f"out of memory{during}"}
+        return {"status": "killed", "error_message": f"process exited with code {code} without a result{during}"}
+
+    # ---- run -------------------------------------------------------------
+    def run_batch(self, job: dict[str, Any]) -> list[dict[str, Any]]:
+        n = len(job["inputs"])
+        limits = job["limits"]
+        timeout = float(limits["timeout_s"])
+        results: list[dict[str, Any]] = []
+        job["require"] = [job["entry"]]
+        while len(results) < n:
+            start = len(results)
+            limits["cpu_s"] = timeout * (n - start + 1) + LOAD_EXTRA_S
+            deadline = time.monotonic() + timeout + LOAD_EXTRA_S
+            child = self._start_child(job, start)
+            reader = FrameReader(child.chan_r, _child_frame_cap(limits))
+            extra = (child.pidfd,) if child.pidfd >= 0 else ()
+            loaded = False
+            fatal: dict[str, Any] | None = None
+            timed_out = False
+            ended = False
+            try:
+                while len(results) < n:
+                    frame = reader.read(deadline, extra)
+                    deadline = time.monotonic() + timeout
+                    if not loaded:
+                        if frame.get("load") == "ok":
+                            loaded = True
+                            continue
+                        load_result = _clean_result(frame.get("result"))
+
+                        results.extend([load_result] * (n - len(results)))
+                        break
+                    res = _clean_result(frame)
+                    results.append(res)
+                    if res["status"] in RUN_STATUS_FATAL:
+                        fatal = res
+                        break
+            except ChannelTimeout:
+                timed_out = True
+                ended = True
+            except (ChannelClosed, ProtocolError):
+                ended = True
+            if len(results) == n and not ended:
+                self.deferred.append((child, int(limits["max_processes"])))
+                break
+            status, cpu = self._finish_child(child)
+            self._cleanup(child.workdir, int(limits["max_processes"]))
+            if ended and len(results) < n:
+                during = "" if loaded else " while loading the code"
+                fatal = self._death_result(status, cpu, limits, timed_out, during)
+                if not loaded:
+                    results.extend([dict(fatal) for _ in range(n - len(results))])
+                    break
+                results.append(fatal)
+            if fatal is not None and len(results) < n and job["stop_on_fatal"]:
+                skipped = {"status": fatal["status"],
+                           "error_message": f"not run: call {len(results) - 1} of the batch was fatal ({fatal['status']})"}
+                results.extend([dict(skipped) for _ in range(n - len(results))])
+        return results
+
+    # ---- sample ----------------------------------------------------------
+    def sample(self, job: dict[str, Any]) -> dict[str, Any]:
+        limits = job["limits"]
+        budget = float(limits["timeout_s"])
+        per_call = float(job["per_call_timeout_s"])
+        limits["cpu_s"] = budget + LOAD_EXTRA_S + 1
+        job["require"] = [job["generator"], job["entry"]]
+        child = self._start_child(job, 0)
+        reader = FrameReader(child.chan_r, _child_frame_cap(limits))
+        extra = (child.pidfd,) if child.pidfd >= 0 else ()
+        hard_end = time.monotonic() + budget + LOAD_EXTRA_S + 1.0
+        deadline = min(hard_end, time.monotonic() + per_call + LOAD_EXTRA_S)
+        pairs: list[list[str]] = []
+        attempts = 0
+        response: dict[str, Any] | None = None
+        timed_out = False
+        try:
+            while True:
+                frame = reader.read(deadline, extra)
+                if "tick" in frame:
+                    attempts = int(frame["tick"])
+                    deadline = min(hard_end, time.monotonic() + SAMPLE_TICK_FACTOR * per_call + 0.5)
+                elif "pair" in frame:
+                    pairs.append([str(frame["pair"][0]), str(frame["pair"][1])])
+                elif "load" in frame:
+                    if frame["load"] != "ok":
+                        res = _clean_result(frame.get("result"))
+                        response = {"status": res["status"], "error_type": res.get("error_type"),
+                                    "error_message": res.get("error_message"), "attempts": 0, "rejected": {}}
+                        break
+                elif frame.get("done"):
+                    response = {k: frame.get(k) for k in ("status", "attempts", "rejected", "error_type", "error_message")}
+                    break
+        except ChannelTimeout:
+            timed_out = True
+        except (ChannelClosed, ProtocolError):
+            pass
+        if response is not None:
+            self.deferred.append((child, int(limits["max_processes"])))
+        else:
+            status, cpu = self._finish_child(child)
+            self._cleanup(child.workdir, int(limits["max_processes"]))
+            death = self._death_result(status, cpu, {**limits, "timeout_s": per_call}, timed_out, " during sampling")
+            response = {"status": death["status"], "error_message": death["error_message"],
+                        "attempts": attempts, "rejected": {}}
+        response["pairs"] = pairs
+        return response
+
+
+def _child_frame_cap(limits: dict[str, Any]) -> int:
+    """A child frame holds one value (capped at max_output_bytes, at most 6x
+    longer once JSON-escaped) plus short messages: anything bigger is hostile."""
+    return 6 * int(limits["max_output_bytes"]) + CHILD_FRAME_OVERHEAD
+
+
+def _clean_result(frame: Any) -> dict[str, Any]:
+    """Keep only the CallResult fields with the right types (the child is untrusted)."""
+    if not isinstance(frame, dict):
+        return {"status": "killed", "error_message": "malformed result from the child"}
+    out: dict[str, Any] = {}
+    status = frame.get("status")
+    out["status"] = status if isinstance(status, str) else "killed"
+    for key in ("value_json", "error_type", "error_message", "traceback"):
+        val = frame.get(key)
+        if isinstance(val, str):
+            out[key] = val
+    dur = frame.get("duration_s")
+    if isinstance(dur, (int, float)):
+        out["duration_s"] = float(dur)
+    return out
+
+
+NETWORK_AUDIT_EVENTS = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
+                                  "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"})
+
+
+def _deny_network(event: str, args: tuple[Any, ...]) -> None:
+    if event in NETWORK_AUDIT_EVENTS:
+        raise PermissionError(f"network access is not allowed in the sandbox ({event})")
+
+
+def _apply_limits(limits: dict[str, Any]) -> None:
+    _setrlimit(resource.RLIMIT_CPU, int(limits["cpu_s"]) + 1)
+    _setrlimit(resource.RLIMIT_AS, int(limits["memory_mb"]) << 20)
+    _setrlimit(resource.RLIMIT_FSIZE, int(limits["max_file_bytes"]))
+    _setrlimit(resource.RLIMIT_CORE, 0)
+    _setrlimit(resource.RLIMIT_NOFILE, NOFILE_LIMIT)
+    _setrlimit(resource.RLIMIT_NPROC, 1 + int(limits["max_processes"]))
+
+
+def _setrlimit(which: int, value: int) -> None:
+    soft, hard = resource.getrlimit(which)
+    if hard != resource.RLIM_INFINITY:
+        value = min(value, hard)
+    resource.setrlimit(which, (value, value))
+
+
+def _remove_tree(path: str) -> None:
+    """rmtree without importing shutil (which loads bz2/lzma into the server).
+    Safe as root: every process of the sandbox uid is dead when it runs."""
+    for root, dirs, files in os.walk(path, topdown=False):
+        for name in files:
+            _unlink(os.path.join(root, name))
+        for name in dirs:
+            full = os.path.join(root, name)
+            if os.path.islink(full):
+                _unlink(full)
+            else:
+                try:
+                    os.rmdir(full)
+                except OSError:
+                    pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _remove_owned(uid: int) -> None:
+    """Fallback without a mount namespace: drop what the sandbox uid left in the
+    world-writable directories."""
+    for base in PRIVATE_TMPFS_DIRS:
+        try:
+            entries = os.scandir(base)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    if entry.stat(follow_symlinks=False).st_uid != uid:
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        _remove_tree(entry.path)
+                    else:
+                        os.unlink(entry.path)
+                except OSError:
+                    continue
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    # Descriptors: 0 = jobs in, 1 = responses out. Keep stdout clean of prints.
+    out = os.dup(1)
+    null = os.open("/dev/null", os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    sys.stdout = sys.stderr
+    server = Server(cfg)
+    server.setup()
+    server.serve(0, out)
+
+
+if __name__ == "__main__":
+    main()

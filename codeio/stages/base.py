@@ -1,0 +1,46 @@
+"""What every stage returns, and the dataset key that makes work reusable."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from codeio.records import stable_id
+
+
+@dataclass
+class StageOutput:
+    """A shard's result: kept records, rejects (id + reason + detail) and
+    counters for the summary (LLM usage, pass counts, ...)."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    rejects: list[dict[str, str]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    def rejects_by_reason(self) -> dict[str, int]:
+        return dict(Counter(r["reason"] for r in self.rejects))
+
+
+def config_dict(config: Any) -> dict[str, Any]:
+    """A frozen config as plain data (for keys, manifests and lineage)."""
+    if config is None:
+        return {}
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    if isinstance(config, Mapping):
+        return dict(config)
+    raise TypeError(f"unsupported config type {type(config).__name__}")
+
+
+def dataset_key(stage: str, version: str, config: Any, parents: Mapping[str, str] | None = None) -> str:
+    """Content hash of (stage, stage code version, config, parent dataset keys):
+    same inputs and config give the same key, on any store or cluster."""
+    return stable_id(stage, version, config_dict(config), dict(sorted((parents or {}).items())), length=20)
+
+
+def reason_head(reason: str) -> str:
+    """The counted part of a reason (``missing_package:sympy`` counts as itself;
+    long details stay in the reject's detail column)."""
+    return reason.split("\n", 1)[0][:80]

@@ -1,0 +1,215 @@
+"""collect_io: run each unified function to collect input/output pairs.
+
+Functions with an input generator are sampled (up to 1000 generator calls, 10
+distinct pairs, at least 2 kept). Functions from unified sources bring their
+own pairs, which must reproduce here. Either way the kept inputs are run again
+in a server with another hash seed and random seed: any difference marks the
+function nondeterministic. All execution goes through the sandbox executor.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from codeio.answers import values_match
+from codeio.execution import ExecStatus, Executor, Limits, RunRequest, SampleRequest
+from codeio.records import IO_PAIR, UNIFIED_FUNCTION, dumps, reject, stable_id
+from codeio.stages.base import StageOutput
+
+VERSION = "1"
+READS = UNIFIED_FUNCTION
+WRITES = IO_PAIR
+MISSING_PACKAGE_ERRORS = ("ModuleNotFoundError", "ImportError")
+
+
+@dataclass(frozen=True)
+class CollectConfig:
+    max_attempts: int = 1000
+    max_pairs: int = 10
+    min_pairs: int = 2
+    sample_timeout_s: float = 60.0  # the whole sampling of one function
+    call_timeout_s: float = 5.0  # one main_solution call when re-validating or re-checking
+    memory_mb: int = 1024
+    seed: int = 0
+    recheck_seed: int = 1
+    check_determinism: bool = True
+
+
+@dataclass
+class _FunctionOutcome:
+    pairs: list[dict[str, Any]]
+    reject: dict[str, str] | None
+    dropped: list[dict[str, str]]
+
+
+def collect_io_shard(
+    functions: Sequence[dict[str, Any]], config: CollectConfig, executor: Executor, parallelism: int = 1
+) -> StageOutput:
+    READS.check(functions)
+    with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
+        outcomes = list(pool.map(lambda f: _collect_one(f, config, executor), functions))
+    out = StageOutput(stats={"functions_in": len(functions), "functions_kept": 0, "pairs_dropped": {}})
+    for outcome in outcomes:
+        if outcome.reject is not None:
+            out.rejects.append(outcome.reject)
+        else:
+            out.stats["functions_kept"] += 1
+            out.records.extend(outcome.pairs)
+        for dropped in outcome.dropped:
+            reason = dropped["reason"]
+            out.stats["pairs_dropped"][reason] = out.stats["pairs_dropped"].get(reason, 0) + 1
+    return out
+
+
+def _limits(config: CollectConfig, timeout: float) -> Limits:
+    return Limits(timeout_s=timeout, memory_mb=config.memory_mb)
+
+
+def _collect_one(function: dict[str, Any], config: CollectConfig, executor: Executor) -> _FunctionOutcome:
+    function_id = function["function_id"]
+    if function.get("given_pairs") is not None:
+        candidates, failure, dropped = _revalidate(function, config, executor)
+    else:
+        candidates, failure, dropped = _sample(function, config, executor)
+    if failure is not None:
+        return _FunctionOutcome([], failure, dropped)
+    if len(candidates) < config.min_pairs:
+        detail = f"{len(candidates)} pair(s) kept, {config.min_pairs} needed; dropped: {_count(dropped)}"
+        return _FunctionOutcome([], reject(function_id, "too_few_pairs", detail), dropped)
+    candidates = candidates[: config.max_pairs]
+    if config.check_determinism:
+        failure = _recheck(function, candidates, config, executor)
+        if failure is not None:
+            return _FunctionOutcome([], failure, dropped)
+    pairs = [
+        {
+            "pair_id": stable_id("pair", function_id, index, input_json, output_json),
+            "function_id": function_id,
+            "source_id": function["source_id"],
+            "pair_index": index,
+            "input": input_json,
+            "output": output_json,
+            "determinism_checked": config.check_determinism,
+        }
+        for index, (input_json, output_json) in enumerate(candidates)
+    ]
+    return _FunctionOutcome(pairs, None, dropped)
+
+
+def _count(dropped: list[dict[str, str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in dropped:
+        counts[item["reason"]] = counts.get(item["reason"], 0) + 1
+    return counts
+
+
+def _failure_reason(result_type: str | None, message: str | None, status: ExecStatus) -> str:
+    if status is ExecStatus.EXCEPTION and result_type in MISSING_PACKAGE_ERRORS:
+        return f"missing_package:{_module_name(message)}"
+    if status is ExecStatus.EXCEPTION:
+        return f"exception:{result_type}"
+    return status.value
+
+
+def _module_name(message: str | None) -> str:
+    """'No module named 'sympy.core'' -> 'sympy'."""
+    text = message or ""
+    if "'" in text:
+        return text.split("'")[1].split(".")[0] or "unknown"
+    return "unknown"
+
+
+def _sample(function: dict[str, Any], config: CollectConfig, executor: Executor):
+    function_id = function["function_id"]
+    if not function.get("generator_code"):
+        return [], reject(function_id, "no_input_generator", "the function has neither pairs nor an input generator"), []
+    code = f"{function['main_code']}\n\n{function['generator_code']}\n"
+    result = executor.sample(
+        SampleRequest(
+            code=code,
+            max_attempts=config.max_attempts,
+            max_pairs=config.max_pairs,
+            limits=_limits(config, config.sample_timeout_s),
+            per_call_timeout_s=config.call_timeout_s,
+            seed=config.seed,
+        )
+    )
+    dropped = [{"reason": f"pair_{reason}"} for reason, n in result.rejected.items() for _ in range(n)]
+    if result.status is not ExecStatus.OK and not result.pairs:
+        reason = _failure_reason(result.error_type, result.error_message, result.status)
+        return [], reject(function_id, f"sampling_failed:{reason}", f"{result.error_type}: {result.error_message}"), dropped
+    return [(p.input_json, p.output_json) for p in result.pairs], None, dropped
+
+
+def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Executor):
+    """Pairs given by a unified source count only if running the code reproduces them."""
+    function_id = function["function_id"]
+    given = json.loads(function["given_pairs"])
+    dropped: list[dict[str, str]] = []
+    inputs: list[str] = []
+    expected: list[Any] = []
+    for index, pair in enumerate(given):
+        if not isinstance(pair.get("input"), dict):
+            dropped.append(reject(f"{function_id}#pair{index}", "pair_input_not_a_dict", dumps(pair.get("input"))))
+            continue
+        if not is_finite_value(pair.get("output")):
+            dropped.append(reject(f"{function_id}#pair{index}", "pair_non_finite_output", dumps(pair.get("output"))))
+            continue
+        inputs.append(dumps(pair["input"]))
+        expected.append(pair["output"])
+    if not inputs:
+        return [], reject(function_id, "no_valid_pairs", f"dropped: {_count(dropped)}"), dropped
+    results = executor.run(
+        RunRequest(code=function["main_code"], inputs_json=tuple(inputs), limits=_limits(config, config.call_timeout_s),
+                   stop_on_fatal=True, seed=config.seed)
+    )
+    kept: list[tuple[str, str]] = []
+    for index, (input_json, want, result) in enumerate(zip(inputs, expected, results)):
+        pair_ref = f"{function_id}#pair{index}"
+        if result.status is ExecStatus.EXCEPTION and result.error_type in MISSING_PACKAGE_ERRORS:
+            reason = _failure_reason(result.error_type, result.error_message, result.status)
+            return [], reject(function_id, reason, result.describe()), dropped
+        if not result.ok:
+            dropped.append(reject(pair_ref, f"pair_{_failure_reason(result.error_type, result.error_message, result.status)}",
+                                  result.describe()))
+            continue
+        actual = json.loads(result.value_json)
+        if not is_finite_value(actual):
+            dropped.append(reject(pair_ref, "pair_non_finite_output", result.value_json))
+        elif not values_match(actual, want):
+            dropped.append(reject(pair_ref, "pair_not_reproduced", f"given {dumps(want)}, got {result.value_json}"))
+        else:
+            kept.append((input_json, dumps(want)))
+    return kept, None, dropped
+
+
+def _recheck(function: dict[str, Any], pairs: list[tuple[str, str]], config: CollectConfig, executor: Executor):
+    """Run every kept input again with other seeds; a different result rejects the function."""
+    results = executor.run(
+        RunRequest(code=function["main_code"], inputs_json=tuple(i for i, _ in pairs),
+                   limits=_limits(config, config.call_timeout_s), stop_on_fatal=True, seed=config.recheck_seed,
+                   recheck=True)
+    )
+    for (input_json, output_json), result in zip(pairs, results):
+        if not result.ok:
+            return reject(function["function_id"], f"recheck_failed:{_failure_reason(result.error_type, result.error_message, result.status)}",
+                          f"input {input_json}: {result.describe()}")
+        if not values_match(json.loads(result.value_json), json.loads(output_json)):
+            return reject(function["function_id"], "nondeterministic",
+                          f"input {input_json}: first {output_json}, re-run {result.value_json}")
+    return None
+
+
+def is_finite_value(value: Any) -> bool:
+    """False when a NaN or infinity hides anywhere in the value."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(is_finite_value(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return all(is_finite_value(v) for v in value)
+    return True

@@ -1,0 +1,132 @@
+"""normalize: raw code file -> unified function (one LLM call per raw file).
+
+Unified sources already have main code, description and pairs: they pass
+through (their pairs are re-validated by collect_io). Raw files need a teacher
+LLM; without one they are rejected with a reason that names the settings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from codeio import normalize as parsing
+from codeio.llm.base import ChatLLM, ChatRequest
+from codeio.records import SOURCE_FILE, UNIFIED_FUNCTION, dumps, reject, stable_id
+from codeio.stages.base import StageOutput
+
+VERSION = "1"
+READS = SOURCE_FILE
+WRITES = UNIFIED_FUNCTION
+NEEDS_LLM_MESSAGE = (
+    "raw code needs an LLM to normalize it: set CODEIO_LLM_BASE_URL (and CODEIO_LLM_API_KEY, "
+    "CODEIO_LLM_MODEL) or pass --teacher openai --llm-base-url URL --model NAME"
+)
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    teacher: str  # "openai" or "offline" (offline cannot normalize raw code)
+    model: str
+    temperature: float = 0.7
+    max_tokens: int = 4096
+    template_version: str = parsing.NORMALIZE_TEMPLATE_VERSION
+    template_hash: str = ""  # hash of the (possibly overridden) template text
+    json_mode: bool = False
+
+
+def normalize_shard(
+    sources: Sequence[dict[str, Any]],
+    config: NormalizeConfig,
+    llm: ChatLLM | None,
+    template: str | None = None,
+) -> StageOutput:
+    READS.check(sources)
+    out = StageOutput(stats={"needs_llm": 0})
+    raw: list[dict[str, Any]] = []
+    for source in sources:
+        if source["kind"] == "unified":
+            out.records.append(_from_unified(source))
+        elif llm is None:
+            out.rejects.append(reject(source["source_id"], "needs_llm", NEEDS_LLM_MESSAGE))
+            out.stats["needs_llm"] += 1
+        else:
+            raw.append(source)
+    if raw and llm is not None:
+        _normalize_with_llm(raw, config, llm, template, out)
+    return out
+
+
+def _function_record(source: dict[str, Any], main_code: str, io_description: str, generator_code: str | None,
+                     problem_statement: str, given_pairs: list | None, teacher: str, llm_call_id: str | None) -> dict[str, Any]:
+    function_id = stable_id("function", source["source_id"], main_code, io_description, generator_code, problem_statement)
+    return {
+        "function_id": function_id,
+        "source_id": source["source_id"],
+        "main_code": main_code,
+        "io_description": io_description,
+        "generator_code": generator_code,
+        "problem_statement": problem_statement,
+        "given_pairs": dumps(given_pairs) if given_pairs is not None else None,
+        "teacher": teacher,
+        "llm_call_id": llm_call_id,
+        "origin": source["origin"],
+    }
+
+
+def _from_unified(source: dict[str, Any]) -> dict[str, Any]:
+    unified = json.loads(source["unified"])
+    return _function_record(
+        source,
+        main_code=source["content"],
+        io_description=unified.get("io_requirements") or "",
+        generator_code=unified.get("input_generator"),
+        problem_statement=unified.get("problem_description") or "",
+        given_pairs=unified.get("ios") or [],
+        teacher="source",
+        llm_call_id=None,
+    )
+
+
+def _normalize_with_llm(raw: list[dict[str, Any]], config: NormalizeConfig, llm: ChatLLM, template: str | None,
+                        out: StageOutput) -> None:
+    response_format = {"type": "json_object"} if config.json_mode else None
+    requests = [
+        ChatRequest(
+            messages=tuple(parsing.build_normalize_messages(source["content"], template=template, json_mode=config.json_mode)),
+            model=config.model,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens,
+            response_format=response_format,
+        )
+        for source in raw
+    ]
+    results, usage = llm.complete(requests)
+    out.stats["llm"] = usage.as_dict()
+    for source, result in zip(raw, results):
+        if not result.ok:
+            detail = f"{result.error}\n---\n{result.text or ''}"
+            out.rejects.append(reject(source["source_id"], f"llm_failed:{_short(result.error)}", detail))
+            continue
+        parsed = parsing.parse_normalization(result.text, json_mode=config.json_mode)
+        if isinstance(parsed, parsing.ParseFailure):
+            out.rejects.append(reject(source["source_id"], f"unparseable:{parsed.reason}", f"{parsed.detail}\n---\n{result.text}"))
+            continue
+        out.records.append(
+            _function_record(
+                source,
+                main_code=parsed.main_code,
+                io_description=parsed.io_description,
+                generator_code=parsed.generator_code,
+                problem_statement=parsed.problem_statement,
+                given_pairs=None,
+                teacher=f"openai:{result.model or config.model}",
+                llm_call_id=result.call_id,
+            )
+        )
+
+
+def _short(error: str | None) -> str:
+    """Counted reason head of an LLM failure (``http_400``, ``finish_reason=length``...)."""
+    return (error or "unknown").split(":", 1)[0].split(" ", 1)[0][:40]

@@ -1,0 +1,172 @@
+"""The `codeio` command line: run the pipeline, list runs, trace a sample, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Turn code corpora into CodeI/O and CodeI/O++ reasoning data.")
+console = Console()
+err = Console(stderr=True)
+
+
+def _quiet_prefect() -> None:
+    """Prefect's per-task INFO lines drown the progress bars; the user can override."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+
+
+@app.command()
+def run(
+    source: list[str] = typer.Option(["sample"], "--source", "-s",
+                                     help="jsonl:PATH | dir:PATH | unified:PATH | sample (repeatable)"),
+    limit: Optional[int] = typer.Option(None, help="take the first N rows of the sources, before filtering"),
+    teacher: Optional[str] = typer.Option(None, help="offline | openai (default: openai when an endpoint is set)"),
+    llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (CODEIO_LLM_BASE_URL)"),
+    model: Optional[str] = typer.Option(None, help="model name (CODEIO_LLM_MODEL)"),
+    revision_rounds: int = typer.Option(1, min=0, max=2, help="CodeI/O++ revision rounds R"),
+    pairs_per_function: int = typer.Option(3, min=1, max=10, help="K: pairs per function used for instances"),
+    rejection_sampling: bool = typer.Option(False, help="keep only samples whose last turn verified"),
+    task_mix: str = typer.Option("both", help="both | input | output"),
+    placement: str = typer.Option("prompt", help="reference code placement: prompt | response | none"),
+    wrong_answers: str = typer.Option("keep", help="keep | ground_truth (replace wrong answers, no CoT)"),
+    instance_fraction: float = typer.Option(1.0, help="training-sample scaling: seeded nested subset"),
+    out: Optional[str] = typer.Option(None, help="write the final samples to this JSONL path"),
+    fmt: list[str] = typer.Option(["jsonl"], "--format", help="jsonl | parquet | chat (repeatable, with --out)"),
+    store: Optional[str] = typer.Option(None, help="store URL (CODEIO_STORE): a folder or s3://bucket/prefix"),
+    dry_run: bool = typer.Option(False, help="estimate requests, tokens and cost; call nothing"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Run the pipeline (reusing every dataset already in the store)."""
+    _quiet_prefect()
+    from codeio.settings import load_settings
+    from codeio.sources import SourceSpecError
+
+    settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model)
+    if dry_run:
+        from flows.estimate import estimate_run, render_estimate
+
+        estimate = estimate_run(settings, source, limit=limit, teacher=teacher, revision_rounds=revision_rounds,
+                                pairs_per_function=pairs_per_function, task_mix=task_mix)
+        console.print_json(json.dumps(estimate)) if as_json else render_estimate(estimate, console)
+        return
+    from flows.pipeline import codeio_pipeline
+    from flows.summary import render_summary
+
+    try:
+        summary = codeio_pipeline(
+            sources=source, limit=limit, teacher=teacher, model=model, llm_base_url=llm_base_url,
+            revision_rounds=revision_rounds, pairs_per_function=pairs_per_function,
+            rejection_sampling=rejection_sampling, task_mix=task_mix, placement=placement,
+            wrong_answer_policy=wrong_answers, instance_fraction=instance_fraction, out=out, store=store,
+            export_formats=fmt, show_progress=not as_json,
+        )
+    except SourceSpecError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        needs_llm = sum(s["rejects_by_reason"].get("needs_llm", 0) for s in summary["stages"])
+        render_summary(summary, console)
+        if needs_llm:
+            from codeio.stages.normalize import NEEDS_LLM_MESSAGE
+
+            err.print(f"[yellow]{needs_llm} raw file(s) skipped:[/yellow] {NEEDS_LLM_MESSAGE}")
+
+
+@app.command()
+def runs(limit: int = typer.Option(20, help="how many runs"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """List recent runs from the lineage database."""
+    from rich.table import Table
+
+    from codeio.settings import load_settings
+    from storage.lineage import LineageDB
+
+    db = LineageDB(load_settings().database_url)
+    db.upgrade()
+    rows = db.list_runs(limit=limit)
+    if as_json:
+        console.print_json(json.dumps(rows, default=str))
+        return
+    table = Table(title="codeio runs")
+    for column in ("run", "kind", "status", "started", "finished", "samples", "tokens", "cost $"):
+        table.add_column(column)
+    for row in rows:
+        totals = row.get("totals") or {}
+        summary = row.get("summary") or {}
+        tokens = (totals.get("prompt_tokens") or 0) + (totals.get("completion_tokens") or 0)
+        table.add_row(str(row["id"]), str(row["kind"]), str(row["status"]), str(row["started_at"])[:19],
+                      str(row.get("finished_at") or "")[:19], str(summary.get("samples", "")), str(tokens),
+                      f"{float(totals.get('cost_usd') or 0):.4f}")
+    console.print(table)
+
+
+@app.command()
+def lineage(sample_id: str, as_json: bool = typer.Option(False, "--json", help="print the chain as JSON"),
+            store: Optional[str] = typer.Option(None)) -> None:
+    """Print the chain from source file to sample, with the runs behind each step."""
+    from codeio.settings import load_settings
+    from flows.pipeline import open_store
+    from storage.lineage import LineageDB
+    from storage.trace import SampleNotFound, trace_sample
+
+    settings = load_settings(store=store)
+    db = LineageDB(settings.database_url)
+    db.upgrade()
+    try:
+        chain = trace_sample(open_store(settings), db, sample_id)
+    except SampleNotFound as error:
+        err.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    if as_json:
+        sys.stdout.write(json.dumps(chain, indent=2, default=str, ensure_ascii=False) + "\n")
+        return
+    from flows.trace_view import render_chain
+
+    render_chain(chain, console)
+
+
+@app.command()
+def export(
+    out: str = typer.Option(..., help="output path (or URL)"),
+    fmt: list[str] = typer.Option(["jsonl"], "--format", help="jsonl | parquet | chat (repeatable)"),
+    run_id: Optional[str] = typer.Option(None, "--run", help="export the samples of this run (default: latest)"),
+    store: Optional[str] = typer.Option(None),
+) -> None:
+    """Write the final samples of a run as JSONL, Parquet or chat-messages JSONL."""
+    from codeio.settings import load_settings
+    from flows.pipeline import open_store
+    from storage.export import export_samples
+    from storage.lineage import LineageDB
+    from tasks.shard import DatasetRef
+
+    settings = load_settings(store=store)
+    db = LineageDB(settings.database_url)
+    db.upgrade()
+    runs_ = [db.get_run(run_id)] if run_id else db.list_runs(limit=50)
+    chosen = next((r for r in runs_ if r and r["status"] == "completed" and (r.get("summary") or {}).get("samples_dataset")),
+                  None)
+    if chosen is None:
+        err.print("[red]no completed run with samples found[/red]")
+        raise typer.Exit(1)
+    ref = chosen["summary"]["samples_dataset"]
+    written = export_samples(open_store(settings), DatasetRef(ref["stage"], ref["key"], 0), out, tuple(fmt))
+    for kind, path in written.items():
+        console.print(f"written {kind}: {path}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
+

@@ -1,0 +1,259 @@
+"""The CodeI/O pipeline flow: ingest -> normalize -> collect_io -> build_prompts ->
+synthesize -> verify -> (revise -> verify) x R -> assemble -> export.
+
+Only wiring and parameters live here. Settings are loaded once, at the flow
+entrypoint; the lineage database is written from this process only.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from codeio import prompting
+from codeio.execution import Limits
+from codeio.settings import Settings, load_settings
+from codeio.sources import parse_source_specs
+from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
+from flows.orchestrator import Orchestrator, StageSummary
+from flows.progress import StageProgress
+from flows.summary import build_summary, publish_artifacts
+from storage.export import export_samples
+from storage.lineage import LineageDB
+from storage.store import DataStore, s3_storage_options
+from tasks.assemble import assemble_task
+from tasks.build_prompts import build_prompts_task
+from tasks.collect_io import collect_io_task
+from tasks.ingest import ingest_config, ingest_task
+from tasks.normalize import normalize_task
+from tasks.resources import RuntimeSpec
+from tasks.synthesize import synthesize_task
+from tasks.verify import verify_task
+
+Teacher = Literal["offline", "openai"]
+Placement = Literal["prompt", "response", "none"]
+TaskMix = Literal["both", "input", "output"]
+WrongAnswerPolicy = Literal["keep", "ground_truth"]
+TASK_MIXES = {"both": ("output", "input"), "input": ("input",), "output": ("output",)}
+
+
+def open_store(settings: Settings) -> DataStore:
+    options = dict(settings.storage_options)
+    if settings.store.startswith("s3://"):
+        options = {**s3_storage_options(
+            settings.s3_endpoint_url, settings.s3_region,
+            settings.s3_key.get_secret_value() if settings.s3_key else None,
+            settings.s3_secret.get_secret_value() if settings.s3_secret else None,
+        ), **options}
+    return DataStore(settings.store, options)
+
+
+def resolve_teacher(settings: Settings, teacher: str | None) -> str:
+    """openai only when asked for, or when an endpoint is configured; a key alone never selects it."""
+    if teacher:
+        if teacher not in ("offline", "openai"):
+            raise ValueError(f"teacher must be 'offline' or 'openai', got {teacher!r}")
+        return teacher
+    return "openai" if settings.llm_base_url else "offline"
+
+
+def llm_config(settings: Settings, teacher: str):
+    """The endpoint config that travels to workers. It carries no API key: each
+    worker process reads the key from its own environment."""
+    if teacher != "openai" and not settings.llm_base_url:
+        return None
+    from codeio.llm.openai_client import LLMConfig
+
+    return LLMConfig.from_settings(settings, api_key="")
+
+
+def sandbox_config(settings: Settings, workers: int):
+    from codeio.sandbox import SandboxConfig
+
+    return SandboxConfig(preload=tuple(settings.sandbox_preload), workers=max(1, workers),
+                         memory_mb=max(settings.exec_memory_mb, 1024),
+                         limits=Limits(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb))
+
+
+def make_task_runner(settings: Settings):
+    """An existing Dask scheduler when configured; else a LocalCluster sized to the
+    machine; ``CODEIO_DASK_WORKERS=0`` runs shards on threads of this process."""
+    if settings.dask_address:
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=settings.dask_address)
+    workers = settings.dask_workers if settings.dask_workers is not None else min(2, os.cpu_count() or 1)
+    if workers == 0:
+        return ThreadPoolTaskRunner(max_workers=2)
+    from prefect_dask import DaskTaskRunner
+
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                          cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                          "dashboard_address": "127.0.0.1:0"})
+
+
+def run_pipeline(
+    settings: Settings,
+    sources: list[str],
+    limit: int | None = None,
+    teacher: str | None = None,
+    revision_rounds: int = 1,
+    pairs_per_function: int = 3,
+    rejection_sampling: bool = False,
+    task_mix: str = "both",
+    placement: str = "prompt",
+    wrong_answer_policy: str = "keep",
+    instance_fraction: float = 1.0,
+    subset_seed: int = 0,
+    out: str | None = None,
+    export_formats: tuple[str, ...] = ("jsonl",),
+    progress: bool = True,
+    kind: str = "pipeline",
+) -> dict[str, Any]:
+    """Run (or reuse) every stage and return the summary. Callable from any flow."""
+    teacher = resolve_teacher(settings, teacher)
+    specs = parse_source_specs(sources)
+    store = open_store(settings)
+    lineage = LineageDB(settings.database_url)
+    lineage.upgrade()
+    parameters = {
+        "sources": list(sources), "limit": limit, "teacher": teacher, "model": settings.llm_model,
+        "revision_rounds": revision_rounds, "pairs_per_function": pairs_per_function,
+        "rejection_sampling": rejection_sampling, "task_mix": task_mix, "placement": placement,
+        "wrong_answer_policy": wrong_answer_policy, "instance_fraction": instance_fraction,
+        "subset_seed": subset_seed, "out": out,
+    }
+    from flows.orchestrator import code_version, current_user
+
+    run_id = lineage.start_run(kind=kind, parameters=parameters, settings=settings.public_dump(),
+                               code_version=code_version(), user=current_user())
+    bars = StageProgress(enabled=progress)
+    try:
+        summary = _run_stages(settings, specs, store, lineage, run_id, bars, teacher=teacher, limit=limit,
+                              revision_rounds=revision_rounds, pairs_per_function=pairs_per_function,
+                              rejection_sampling=rejection_sampling, task_mix=task_mix, placement=placement,
+                              wrong_answer_policy=wrong_answer_policy, instance_fraction=instance_fraction,
+                              subset_seed=subset_seed, out=out, export_formats=export_formats)
+    except BaseException as error:
+        lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
+        raise
+    lineage.finish_run(run_id, "completed", summary=summary)
+    return summary
+
+
+def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB, run_id: str, bars: StageProgress, *,
+                teacher: str, limit, revision_rounds, pairs_per_function, rejection_sampling, task_mix, placement,
+                wrong_answer_policy, instance_fraction, subset_seed, out, export_formats) -> dict[str, Any]:
+    templates = prompting.PromptTemplates.load(settings.prompt_dir)
+    llm = llm_config(settings, teacher)
+    runner = make_task_runner(settings)
+    workers = 2
+    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings, workers), llm=llm,
+                          parallelism=workers, prompt_dir=settings.prompt_dir)
+    orchestrator = Orchestrator(store, runtime, lineage, run_id, bars)
+
+    # ingest runs here: the source paths are local to the flow process
+    ingest_cfg = ingest_config(specs, limit, settings.shard_size)
+    sources_ref, markers = ingest_task(specs, ingest_cfg, store)
+    ingest_summary = StageSummary("ingest", "ingest", sources_ref.key,
+                                  store.uri(store.dataset_dir("ingest", sources_ref.key)), sources_ref.parts,
+                                  reused=all(m.get("cached") for m in markers))
+    orchestrator.record_outcomes(ingest_summary, markers, ingest_cfg, {})
+    bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), {ingest_summary.rejected} rejected")
+    parts = sources_ref.parts
+
+    with runner:
+        orchestrator.submit = lambda task, job: runner.submit(task, {"job": job})
+        norm_cfg = normalize.NormalizeConfig(
+            teacher="openai" if llm is not None else "offline", model=settings.llm_model if llm is not None else "",
+            temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens,
+            template_hash=templates.content_hash,
+            json_mode=settings.llm_json_mode)
+        functions = orchestrator.run_stage("normalize", normalize.VERSION, normalize_task, norm_cfg,
+                                           {"sources": sources_ref}, parts)
+        collect_cfg = collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,
+                                               call_timeout_s=settings.exec_timeout_s,
+                                               memory_mb=settings.exec_memory_mb)
+        pairs = orchestrator.run_stage("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
+                                       {"functions": functions, "_env": _env_ref(runtime)}, parts)
+        prompt_cfg = build_prompts.PromptConfig(pairs_per_function=pairs_per_function, tasks=TASK_MIXES[task_mix],
+                                                placement=placement, template_version=templates.label, template_hash=templates.content_hash)
+        instances = orchestrator.run_stage("build_prompts", build_prompts.VERSION, build_prompts_task, prompt_cfg,
+                                           {"functions": functions, "pairs": pairs}, parts)
+        teacher_cfg = synthesize.TeacherConfig(
+            teacher=teacher, model="offline" if teacher == "offline" else settings.llm_model,
+            temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens)
+        verify_cfg = verify.VerifyConfig(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb)
+        history: dict[str, Any] = {}
+        for round_number in range(1, revision_rounds + 2):
+            stage_name = "synthesize" if round_number == 1 else "revise"
+            responses = orchestrator.run_stage(
+                stage_name, synthesize.VERSION, synthesize_task, teacher_cfg, {"instances": instances, **history},
+                parts, options={"round": round_number, "timeout_s": settings.exec_timeout_s},
+                label=f"{stage_name} r{round_number}")
+            verdicts = orchestrator.run_stage(
+                "verify", verify.VERSION, verify_task, verify_cfg, {"instances": instances, "responses": responses},
+                parts, options={"round": round_number}, label=f"verify r{round_number}")
+            history[f"responses_{round_number}"] = responses
+            history[f"verdicts_{round_number}"] = verdicts
+        assemble_cfg = assemble.AssembleConfig(revision_rounds=revision_rounds, rejection_sampling=rejection_sampling,
+                                               wrong_answer_policy=wrong_answer_policy,
+                                               instance_fraction=instance_fraction, subset_seed=subset_seed)
+        samples = orchestrator.run_stage("assemble", assemble.VERSION, assemble_task, assemble_cfg,
+                                         {"instances": instances, **history}, parts,
+                                         options={"rounds": revision_rounds + 1})
+    exported = export_samples(store, samples, out, export_formats) if out else {}
+    summary = build_summary(orchestrator, run_id=run_id, store=store, samples=samples, exported=exported,
+                            teacher=teacher, prices=settings.llm_prices)
+    publish_artifacts(summary)
+    return summary
+
+
+def _env_ref(runtime: RuntimeSpec):
+    """collect_io's output depends on the execution environment (Python, preloaded
+    packages): it enters the dataset key as a pseudo-parent."""
+    from tasks.shard import DatasetRef
+
+    return DatasetRef("environment", runtime_fingerprint(runtime), 0)
+
+
+def runtime_fingerprint(runtime: RuntimeSpec) -> str:
+    import sys
+
+    return f"py{sys.version_info.major}.{sys.version_info.minor}:" + ",".join(sorted(runtime.sandbox.preload))
+
+
+@flow(name="codeio-pipeline", log_prints=True)
+def codeio_pipeline(
+    sources: list[str] = ["sample"],  # noqa: B006 - Prefect needs a JSON default for the form
+    limit: int | None = None,
+    teacher: Teacher | None = None,
+    model: str | None = None,
+    llm_base_url: str | None = None,
+    revision_rounds: int = 1,
+    pairs_per_function: int = 3,
+    rejection_sampling: bool = False,
+    task_mix: TaskMix = "both",
+    placement: Placement = "prompt",
+    wrong_answer_policy: WrongAnswerPolicy = "keep",
+    instance_fraction: float = 1.0,
+    subset_seed: int = 0,
+    out: str | None = None,
+    store: str | None = None,
+    export_formats: list[str] = ["jsonl"],  # noqa: B006
+    show_progress: bool = False,
+) -> dict[str, Any]:
+    """Turn code sources into CodeI/O(++) samples. Every parameter is an ablation
+    axis or an input; credentials come from the worker's CODEIO_* environment."""
+    settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model)
+    summary = run_pipeline(settings, sources, limit=limit, teacher=teacher, revision_rounds=revision_rounds,
+                           pairs_per_function=pairs_per_function, rejection_sampling=rejection_sampling,
+                           task_mix=task_mix, placement=placement, wrong_answer_policy=wrong_answer_policy,
+                           instance_fraction=instance_fraction, subset_seed=subset_seed, out=out,
+                           export_formats=tuple(export_formats), progress=show_progress)
+    get_run_logger().info("codeio run %s: %s samples", summary["run_id"], summary["samples"])
+    return summary
+

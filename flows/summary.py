@@ -1,0 +1,131 @@
+"""The end-of-run summary: counts per stage, rejects by reason, pass rate per
+revision round, LLM tokens and cost. Printed by the CLI, published as Prefect
+artifacts, stored with the run in lineage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+LLM_FIELDS = ("requests", "cached", "failed", "prompt_tokens", "completion_tokens", "cost_usd", "retries")
+
+
+def round_table(stages: list[dict[str, Any]], stage_stats: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    rounds = []
+    for stage in stages:
+        if stage["stage"] != "verify":
+            continue
+        counts: dict[str, int] = {}
+        for shard in stage_stats.get(stage["label"], []):
+            for status, n in (shard.get("verdicts") or {}).items():
+                counts[status] = counts.get(status, 0) + n
+        answered = sum(counts.values())
+        success = counts.get("success", 0)
+        rounds.append({
+            "round": int(stage["label"].rsplit("r", 1)[-1]),
+            "answered": answered,
+            "success": success,
+            "pass_rate": round(success / answered, 4) if answered else None,
+            "statuses": {k: v for k, v in sorted(counts.items()) if v},
+        })
+    return rounds
+
+
+def build_summary(orchestrator: Any, *, run_id: str, store: Any, samples: Any, exported: dict[str, str],
+                  teacher: str, prices: dict[str, Any]) -> dict[str, Any]:
+    stages = [s.as_dict() for s in orchestrator.stages]
+    stage_stats = {s.label: s.stats for s in orchestrator.stages}
+    llm: dict[str, Any] = {name: 0 for name in LLM_FIELDS}
+    for stage in stages:
+        for name in LLM_FIELDS:
+            llm[name] += (stage["llm"] or {}).get(name, 0) or 0
+    llm["cost_usd"] = round(float(llm["cost_usd"]), 6)
+    final = next(s for s in stages if s["stage"] == "assemble")
+    verified = sum(int(shard.get("verified", 0)) for shard in stage_stats[final["label"]])
+    return {
+        "run_id": run_id,
+        "store": store.url,
+        "teacher": teacher,
+        "stages": stages,
+        "rounds": round_table(stages, stage_stats),
+        "llm": llm,
+        "samples": final["out"],
+        "verified_samples": verified,
+        "samples_dataset": {"stage": samples.stage, "key": samples.key, "uri": final["uri"]},
+        "exported": exported,
+        "reconciled": all(s["in"] == s["out"] + s["rejected"] for s in stages if s["stage"] not in ("collect_io", "synthesize", "revise", "build_prompts")),
+    }
+
+
+def _reasons(reasons: dict[str, int], width: int = 6) -> str:
+    items = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    text = ", ".join(f"{k}={v}" for k, v in items[:width])
+    return text + (f", +{len(items) - width} more" if len(items) > width else "")
+
+
+def render_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"codeio run {summary['run_id']}  (teacher: {summary['teacher']})", show_lines=False)
+    for column in ("stage", "in", "out", "rejected", "rejects by reason", "state", "LLM req", "tokens"):
+        table.add_column(column, justify="right" if column in ("in", "out", "rejected", "LLM req", "tokens") else "left")
+    for stage in summary["stages"]:
+        llm = stage["llm"] or {}
+        tokens = (llm.get("prompt_tokens") or 0) + (llm.get("completion_tokens") or 0)
+        state = "reused" if stage["reused"] else f"computed {stage['shards_computed']}/{stage['parts']}"
+        table.add_row(stage["label"], str(stage["in"]), str(stage["out"]), str(stage["rejected"]),
+                      _reasons(stage["rejects_by_reason"]), state, str(llm.get("requests", 0) or 0), str(tokens))
+    console.print(table)
+    rounds = Table(title="pass rate per round")
+    for column in ("round", "answered", "verified", "pass rate", "statuses"):
+        rounds.add_column(column)
+    for item in summary["rounds"]:
+        rate = f"{item['pass_rate']:.1%}" if item["pass_rate"] is not None else "-"
+        rounds.add_row(str(item["round"]), str(item["answered"]), str(item["success"]), rate, _reasons(item["statuses"]))
+    console.print(rounds)
+    llm = summary["llm"]
+    console.print(f"LLM: {llm['requests']} requests ({llm['cached']} from cache, {llm['failed']} failed, "
+                  f"{llm['retries']} retries), {llm['prompt_tokens']} prompt + {llm['completion_tokens']} completion "
+                  f"tokens, ${llm['cost_usd']:.4f}")
+    console.print(f"samples: {summary['samples']} ({summary['verified_samples']} verified)  "
+                  f"dataset: {summary['samples_dataset']['uri']}")
+    for fmt, path in summary["exported"].items():
+        console.print(f"written {fmt}: {path}")
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# codeio run `{summary['run_id']}`", "", f"teacher: {summary['teacher']}, store: `{summary['store']}`", "",
+             "| stage | in | out | rejected | rejects by reason | state | dataset |", "|---|---|---|---|---|---|---|"]
+    for stage in summary["stages"]:
+        state = "reused" if stage["reused"] else "computed"
+        lines.append(f"| {stage['label']} | {stage['in']} | {stage['out']} | {stage['rejected']} | "
+                     f"{_reasons(stage['rejects_by_reason'], 10)} | {state} | `{stage['uri']}` |")
+    lines += ["", "| round | answered | verified | pass rate |", "|---|---|---|---|"]
+    for item in summary["rounds"]:
+        rate = f"{item['pass_rate']:.1%}" if item["pass_rate"] is not None else "-"
+        lines.append(f"| {item['round']} | {item['answered']} | {item['success']} | {rate} |")
+    llm = summary["llm"]
+    lines += ["", f"LLM: {llm['requests']} requests, {llm['cached']} cached, {llm['failed']} failed; "
+              f"{llm['prompt_tokens']} + {llm['completion_tokens']} tokens; ${llm['cost_usd']:.4f}",
+              "", f"samples: {summary['samples']} ({summary['verified_samples']} verified) at "
+              f"`{summary['samples_dataset']['uri']}`"]
+    return "\n".join(lines)
+
+
+def publish_artifacts(summary: dict[str, Any]) -> None:
+    """Prefect artifacts for the UI: the summary (markdown), the stage table, dataset links."""
+    from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    create_markdown_artifact(markdown=summary_markdown(summary), key="codeio-summary",
+                             description="codeio run summary")
+    create_table_artifact(
+        table=[{k: v for k, v in s.items() if k not in ("llm", "rejects_by_reason")} |
+               {"rejects_by_reason": _reasons(s["rejects_by_reason"], 10)} for s in summary["stages"]],
+        key="codeio-stages", description="records per stage")
+    uri = summary["samples_dataset"]["uri"]
+    if "://" in uri:
+        create_link_artifact(link=uri, link_text="final samples", key="codeio-samples")

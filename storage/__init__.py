@@ -1,0 +1,1 @@
+"""Persistence: the dataset store, caches and the lineage database."""

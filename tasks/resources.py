@@ -1,0 +1,110 @@
+"""Per-process resources of a worker: one sandbox pool, one LLM client.
+
+A Dask worker process (or the flow process with a thread-pool runner) builds
+each resource once, on first use, keyed by its frozen config; later shard
+tasks in the same process reuse it. Nothing is created at import time.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import pickle
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from codeio.execution import Executor, Limits
+from storage.store import StoreSpec
+
+_lock = threading.RLock()  # builders may ask for other resources
+_resources: dict[tuple[str, Any], Any] = {}
+
+
+@dataclass(frozen=True)
+class RuntimeSpec:
+    """How a shard task reaches its resources. Picklable; not part of any dataset key."""
+
+    store: StoreSpec
+    sandbox: Any  # codeio.sandbox.SandboxConfig
+    llm: Any | None  # codeio.llm.LLMConfig, None when no endpoint is configured
+    parallelism: int = 2
+    prompt_dir: str | None = None
+    exec_cache: bool = True
+
+    def __repr__(self) -> str:  # never show credentials that the configs may carry
+        return f"RuntimeSpec(store={self.store!r}, parallelism={self.parallelism})"
+
+
+def _fingerprint(value: Any) -> str:
+    """A hashable identity for (possibly unhashable) frozen configs."""
+    return pickle.dumps(value, protocol=4).hex()
+
+
+def _get(kind: str, key: Any, build):
+    identity = (kind, _fingerprint(key))
+    with _lock:
+        found = _resources.get(identity)
+        if found is None:
+            found = build()
+            _resources[identity] = found
+        return found
+
+
+def sandbox(runtime: RuntimeSpec) -> Executor:
+    """The worker's sandbox pool, wrapped by the execution cache on the store."""
+    from codeio.sandbox import create_executor
+
+    pool = _get("sandbox", runtime.sandbox, lambda: create_executor(runtime.sandbox))
+    if not runtime.exec_cache:
+        return pool
+    from codeio.sandbox.cache import CachingExecutor
+
+    return _get("exec-cache", (runtime.sandbox, runtime.store),
+                lambda: CachingExecutor(pool, runtime.store.open().kv("exec")))
+
+
+def llm(runtime: RuntimeSpec):
+    """The worker's LLM client (one per process and endpoint config), with the
+    response cache on the store."""
+    if runtime.llm is None:
+        return None
+    from codeio.llm.openai_client import OpenAIChatLLM
+
+    def build():
+        config = runtime.llm
+        if not config.api_key:
+            # the key never travels with the job: each worker reads its own environment
+            from codeio.settings import Settings
+
+            key = Settings().llm_api_key
+            if key is not None:
+                config = dataclasses.replace(config, api_key=key.get_secret_value())
+        return OpenAIChatLLM(config, cache=runtime.store.open().kv("llm"))
+
+    return _get("llm", (runtime.llm, runtime.store), build)
+
+
+def offline_teacher(runtime: RuntimeSpec, limits: Limits):
+    from codeio.teachers.offline import OfflineTeacher
+
+    return _get("offline", (runtime.sandbox, runtime.store, limits),
+                lambda: OfflineTeacher(sandbox(runtime), limits))
+
+
+def templates(runtime: RuntimeSpec):
+    from codeio.prompting import PromptTemplates
+
+    return _get("templates", runtime.prompt_dir, lambda: PromptTemplates.load(runtime.prompt_dir))
+
+
+def close_all() -> None:
+    with _lock:
+        for resource in _resources.values():
+            close = getattr(resource, "close", None)
+            if callable(close):
+                close()
+        _resources.clear()
+
+
+atexit.register(close_all)

@@ -1,0 +1,2 @@
+def main_solution(words):
+    return list(set(words))

@@ -1,0 +1,4 @@
+import sys
+
+def main_solution(x):
+    return sys.stdin.read()
