@@ -42,6 +42,7 @@ class Settings(BaseSettings):
     llm_max_tokens: int = 4096
     llm_concurrency: int = Field(default=64, ge=1)
     llm_max_attempts: int = Field(default=6, ge=1)
+    llm_backoff_base_s: float = Field(default=0.5, ge=0)  # first retry waits up to this (full jitter), doubling
     llm_requests_per_minute: float | None = None
     llm_tokens_per_minute: float | None = None
     llm_budget_usd: float | None = None

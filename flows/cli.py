@@ -163,6 +163,11 @@ def export(
         console.print(f"written {kind}: {path}")
 
 
+from flows.cli_sweep import sweep  # noqa: E402  (keeps heavy imports lazy)
+
+app.command()(sweep)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import getpass
 import subprocess
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from prefect.futures import as_completed
 
@@ -69,6 +72,7 @@ class StageSummary:
             "in": self.records_in, "out": self.records_out, "rejected": self.rejected,
             "rejects_by_reason": dict(sorted(self.rejects_by_reason.items())), "reused": self.reused,
             "shards_computed": self.shards_computed, "seconds": round(self.seconds, 3), "llm": self.llm,
+            "counters": merge_counters(self.stats),
         }
 
 
@@ -77,6 +81,46 @@ def _when(value: Any) -> datetime:
     if isinstance(value, str) and value:
         return datetime.fromisoformat(value)
     return datetime.now(timezone.utc)
+
+
+def merge_counters(stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum the numeric counters (and counter dicts) that shards report, except LLM usage."""
+    total: dict[str, Any] = {}
+    for item in stats:
+        for name, value in item.items():
+            if name == "llm":
+                continue
+            if isinstance(value, dict):
+                bucket = total.setdefault(name, {})
+                for k, v in value.items():
+                    if isinstance(v, (int, float)):
+                        bucket[k] = bucket.get(k, 0) + v
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                total[name] = total.get(name, 0) + value
+    return total
+
+
+class DatasetClaims:
+    """One lock per (store, dataset key) in this process. Branches of a sweep that run
+    at the same time and reach the same dataset take turns: the first computes it,
+    the others wait, then find its manifest and reuse it (computed once)."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+
+    @contextmanager
+    def hold(self, store_url: str, key: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault((store_url, key), threading.Lock())
+        with lock:
+            yield
+
+
+@lru_cache(maxsize=1)
+def dataset_claims() -> DatasetClaims:
+    """The process's claims (a lazily created per-process resource)."""
+    return DatasetClaims()
 
 
 def merge_llm(stats: list[dict[str, Any]]) -> dict[str, Any]:
@@ -107,6 +151,7 @@ class Orchestrator:
 
     def record_outcomes(self, summary: StageSummary, outcomes: list[ShardOutcome | dict[str, Any]], config: Any,
                         parents: dict[str, str]) -> None:
+        computed: list[dict[str, Any]] = []
         for outcome in outcomes:
             data = outcome if isinstance(outcome, dict) else outcome.__dict__
             summary.records_in += int(data.get("records_in", 0))
@@ -126,9 +171,12 @@ class Orchestrator:
                 records_rejected=int(data.get("rejected", 0)),
                 rejects_by_reason=dict(data.get("rejects_by_reason") or {}),
                 cached=bool(data.get("cached", False)),
-                llm=dict((data.get("stats") or {}).get("llm") or {}),
+                llm={} if data.get("cached") else dict((data.get("stats") or {}).get("llm") or {}),
             )
-        summary.llm = merge_llm(summary.stats)
+            if not data.get("cached"):
+                computed.append(dict(data.get("stats") or {}))
+        # LLM usage of this run only: shards found done cost nothing now
+        summary.llm = merge_llm(computed)
         self.lineage.record_dataset(
             dataset_key=summary.key, stage=summary.stage, uri=summary.uri, config=config_dict(config),
             parents=list(parents.values()), counts={"in": summary.records_in, "out": summary.records_out,
@@ -140,6 +188,14 @@ class Orchestrator:
 
     def run_stage(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
                   options: dict[str, Any] | None = None, label: str | None = None) -> DatasetRef:
+        """Reuse or compute one dataset while holding this process's claim on its key."""
+        parents = {name: ref.key for name, ref in inputs.items()}
+        key = dataset_key(stage, version, {"config": config_dict(config), "options": dict(options or {})}, parents)
+        with dataset_claims().hold(self.store.url, key):
+            return self._run_stage(stage, version, task, config, inputs, parts, options, label)
+
+    def _run_stage(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
+                   options: dict[str, Any] | None = None, label: str | None = None) -> DatasetRef:
         options = dict(options or {})
         parents = {name: ref.key for name, ref in inputs.items()}
         key = dataset_key(stage, version, {"config": config_dict(config), "options": options}, parents)

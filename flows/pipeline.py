@@ -7,6 +7,7 @@ entrypoint; the lineage database is written from this process only.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any, Literal
 
@@ -67,7 +68,32 @@ def llm_config(settings: Settings, teacher: str):
         return None
     from codeio.llm.openai_client import LLMConfig
 
-    return LLMConfig.from_settings(settings, api_key="")
+    return LLMConfig.from_settings(settings, api_key="", backoff_base_s=settings.llm_backoff_base_s)
+
+
+def llm_processes(settings: Settings, parts: int) -> int:
+    """How many processes may call the endpoint at once in a stage of ``parts``
+    shards (each keeps its own spend): the flow process for the thread-pool
+    runner, the local cluster's workers, or at most one per shard on an
+    existing scheduler."""
+    if settings.dask_address:
+        return max(1, parts)
+    workers = settings.dask_workers if settings.dask_workers is not None else min(2, os.cpu_count() or 1)
+    return 1 if workers == 0 else max(1, min(workers, parts))
+
+
+def apply_remaining_budget(orchestrator: Orchestrator, settings: Settings, parts: int) -> None:
+    """CODEIO_LLM_BUDGET_USD caps the whole run: before each LLM stage the flow
+    hands the stage what the earlier stages left (their spend is in lineage;
+    shards reused from the store cost nothing), split over the processes that
+    may spend it at once. The budget lives in the RuntimeSpec, not in dataset keys."""
+    llm = orchestrator.runtime.llm
+    if llm is None or settings.llm_budget_usd is None:
+        return
+    spent = sum(float((row.get("llm") or {}).get("cost_usd") or 0.0)
+                for row in orchestrator.lineage.stage_runs(orchestrator.run_id) if not row["cached"])
+    share = max(0.0, settings.llm_budget_usd - spent) / llm_processes(settings, parts)
+    orchestrator.runtime = dataclasses.replace(orchestrator.runtime, llm=dataclasses.replace(llm, budget_usd=share))
 
 
 def sandbox_config(settings: Settings, workers: int):
@@ -172,6 +198,7 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
             temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens,
             template_hash=templates.content_hash,
             json_mode=settings.llm_json_mode)
+        apply_remaining_budget(orchestrator, settings, parts)
         functions = orchestrator.run_stage("normalize", normalize.VERSION, normalize_task, norm_cfg,
                                            {"sources": sources_ref}, parts)
         collect_cfg = collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,
@@ -190,6 +217,7 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
         history: dict[str, Any] = {}
         for round_number in range(1, revision_rounds + 2):
             stage_name = "synthesize" if round_number == 1 else "revise"
+            apply_remaining_budget(orchestrator, settings, parts)
             responses = orchestrator.run_stage(
                 stage_name, synthesize.VERSION, synthesize_task, teacher_cfg, {"instances": instances, **history},
                 parts, options={"round": round_number, "timeout_s": settings.exec_timeout_s},

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -71,6 +72,11 @@ LLM_INT_COLUMNS = {
 }
 LLM_COST = "cost_usd"
 LLM_FAILURES = "failures_by_reason"
+
+# Alembic keeps the running migration in module globals (``alembic.context``,
+# ``alembic.op``): two upgrades in one process must not overlap, whatever the
+# database. A per-process resource, not state.
+_ALEMBIC_IN_PROCESS = threading.Lock()
 
 
 # --------------------------------------------------------------------------- values
@@ -280,7 +286,7 @@ class LineageDB:
             self._upgrade(config)  # the BEGIN IMMEDIATE transaction is the lock
 
     def _upgrade(self, config: Config) -> None:
-        with self._engine.begin() as connection:
+        with _ALEMBIC_IN_PROCESS, self._engine.begin() as connection:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

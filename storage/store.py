@@ -31,6 +31,7 @@ import polars as pl
 from codeio.records import BOOL, FLOAT, INT, REJECT, STR, Schema
 
 _POLARS_TYPES = {STR: pl.String, INT: pl.Int64, FLOAT: pl.Float64, BOOL: pl.Boolean}
+OBJECT_STORE_PROTOCOLS = ("s3", "s3a")
 
 
 def polars_schema(schema: Schema) -> dict[str, Any]:
@@ -81,6 +82,9 @@ class DataStore:
         options = dict(self.storage_options)
         if "://" not in self.url or self.url.startswith("file://"):
             options.setdefault("auto_mkdir", True)
+        elif self.url.split("://", 1)[0] in OBJECT_STORE_PROTOCOLS:
+            # other processes (Dask workers) write here: a cached listing would hide their files
+            options.setdefault("use_listings_cache", False)
         self.fs, root = fsspec.core.url_to_fs(self.url, **options)
         self.root = root.rstrip("/")
         self.is_local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -32,6 +33,8 @@ SERVER_MODULE = "codeio.sandbox.server"
 BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 PER_CALL_SLACK_S = 1.0  # server-side overhead allowance per call (fork, reap) in the answer deadline
+UID_DRAIN_S = 5.0  # how long close() waits for a leased uid's processes to be gone
+SERVER_EXIT_WAIT_S = 2.0  # a server told to stop (EOF) ends its warm child and exits by itself
 STATUS_BY_VALUE = {s.value: s for s in ExecStatus}
 _LOG = logging.getLogger(__name__)
 
@@ -109,13 +112,48 @@ class _UidLease:
                 continue
             self.uid = uid
             self._fd = fd
+            kill_uid_processes(uid)  # orphans of a previous owner that died hard
             return
         raise RuntimeError(f"no free sandbox uid in {config.uid_base}..{config.uid_base + config.uid_count - 1}")
 
     def release(self) -> None:
+        """Give the uid back only once no process runs under it any more."""
         if self._fd >= 0:
+            kill_uid_processes(self.uid)
             os.close(self._fd)
             self._fd = -1
+
+
+def uid_processes(uid: int) -> list[int]:
+    """Live (non-zombie) processes whose real uid is ``uid``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/status") as fh:
+                fields = dict(line.split(":", 1) for line in fh if ":" in line)
+        except (OSError, ValueError):
+            continue
+        uids = fields.get("Uid", "").split()
+        if uids and int(uids[0]) == uid and not fields.get("State", "").strip().startswith("Z"):
+            found.append(int(entry))
+    return found
+
+
+def kill_uid_processes(uid: int, wait_s: float = UID_DRAIN_S) -> None:
+    """SIGKILL every process of a leased sandbox uid and wait for them to go."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        pids = uid_processes(uid)
+        if not pids or time.monotonic() > deadline:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.01)
 
 
 class _Server:
@@ -133,6 +171,8 @@ class _Server:
 
     def start(self) -> None:
         cfg = self.owner.config
+        if self.lease is not None and self.starts:
+            kill_uid_processes(self.lease.uid)  # what a dead predecessor left behind
         server_cfg = {
             "slot": self.slot,
             "uid": self.lease.uid if self.lease else None,
@@ -196,7 +236,7 @@ class _Server:
             raise ServerFailure(f"server error: {frame['error']}")
         return frame
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = False) -> None:
         proc, self.proc = self.proc, None
         self.info = None
         if proc is None:
@@ -206,6 +246,11 @@ class _Server:
                 stream.close()
             except OSError:
                 pass
+        if graceful:
+            try:
+                proc.wait(timeout=SERVER_EXIT_WAIT_S)
+            except subprocess.TimeoutExpired:
+                pass
         if proc.poll() is None:
             proc.kill()
         try:
@@ -214,7 +259,7 @@ class _Server:
             pass
 
     def close(self) -> None:
-        self.stop()
+        self.stop(graceful=True)
         if self.lease is not None:
             self.lease.release()
 

@@ -1,9 +1,32 @@
 """The fork server: a single-threaded process started with a scrubbed
-environment, which preloads modules once and forks one isolated child per
-batch of calls. Run as ``python -m codeio.sandbox.server CONFIG_JSON``.
+environment (no secrets ever), which preloads modules once and forks one
+isolated child per batch of calls. Run as
+``python -P -m codeio.sandbox.server CONFIG_JSON`` by :mod:`codeio.sandbox.pool`.
 
-Deadlines are enforced here, outside the child: the child reports one frame
-per call and is SIGKILLed (whole process group) when a frame is late.
+Isolation of a child, in order (see ``_isolate`` and ``_apply_limits``):
+
+- own session/process group; stdin is /dev/null; stdout/stderr go to a file
+  in its private work dir (RLIMIT_FSIZE caps it) and, at Python level, to a
+  sink that ends the call with OUTPUT_LIMIT past ``max_output_bytes``;
+- as root: an unprivileged uid leased to this server alone (61000 + n), so it
+  can neither signal the server nor write outside its work dir, and
+  RLIMIT_NPROC holds (no fork, no thread unless ``max_processes`` > 0);
+- RLIMIT_AS / CPU / FSIZE / NPROC / NOFILE / CORE from the request;
+- the server lives in its own network namespace (no interface up: every
+  connect fails) and mount namespace, where /tmp, /var/tmp, /dev/shm and
+  /run/lock are private root-owned tmpfs: nothing written there leaves it;
+- per-call deadline enforced from outside: the child reports one frame per
+  call and its process group is SIGKILLed when a frame is late; after each
+  batch, ``kill(-1)`` from the sandbox uid reaps escapees (setsid) when the
+  code was allowed to fork; PR_SET_PDEATHSIG ties children to the server and
+  the server to its owner.
+
+Fallbacks (logged as "notes" by the pool): without root, no uid switch (the
+child runs as the caller's uid: it could read the caller's /proc environ and
+write where the caller can; namespaces are unavailable, so network is blocked
+only at Python level by an audit hook and /tmp is shared). Run the pipeline as
+root in its container, or give it CAP_SYS_ADMIN + CAP_SETUID, for full
+isolation.
 """
 
 from __future__ import annotations
@@ -15,7 +38,6 @@ import importlib
 import json
 import os
 import resource
-import select
 import signal
 import sys
 import time
@@ -34,6 +56,7 @@ MS_PRIVATE = 1 << 18
 MS_NOSUID = 2
 MS_NODEV = 4
 PRIVATE_TMPFS_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
+PRIVATE_TMPFS_SIZE = "256m"  # all work dirs of one server together (files are also capped by RLIMIT_FSIZE)
 WORK_ROOT_NS = "/tmp"  # inside the server's own mount namespace
 KILL_GRACE_S = 0.5  # wait for a SIGKILLed child to be reaped
 LOAD_EXTRA_S = 3.0  # the code's top level (imports not preloaded: sympy ~1.5 s) gets one call timeout plus this
@@ -122,7 +145,7 @@ class Server:
             for target in PRIVATE_TMPFS_DIRS:
                 if os.path.isdir(target):
                     # root-owned 0755: the sandbox uid can write only in its own work dir
-                    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=512m")
+                    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={PRIVATE_TMPFS_SIZE}")
             self.mountns = True
             self.work_root = WORK_ROOT_NS
         except OSError as exc:
@@ -138,8 +161,8 @@ class Server:
                 self.missing.append(f"{name}: {type(exc).__name__}")
                 continue
             self.preloaded[name] = str(getattr(mod, "__version__", ""))
-        # Lazily imported parts that every child would otherwise import again
-        # (numpy.random alone costs ~10 ms per child), and the child's own code.
+        # Lazily imported numpy parts that children would otherwise import again,
+        # then the child's own code, specialized once here (see child.warm_up).
         for name in WARM_SUBMODULES.get("numpy", ()) if "numpy" in self.preloaded else ():
             try:
                 importlib.import_module(name)
@@ -407,7 +430,7 @@ class Server:
             loaded = False
             fatal: dict[str, Any] | None = None
             timed_out = False
-            ended = False
+            ended = corrupt = False
             try:
                 while len(results) < n:
                     frame = reader.read(deadline, extra)
@@ -428,8 +451,10 @@ class Server:
             except ChannelTimeout:
                 timed_out = True
                 ended = True
-            except (ChannelClosed, ProtocolError):
+            except ChannelClosed:
                 ended = True
+            except ProtocolError:
+                ended = corrupt = True
             if len(results) == n and not ended:
                 self.deferred.append((child, int(limits["max_processes"])))
                 break
@@ -437,7 +462,8 @@ class Server:
             self._cleanup(child.workdir, int(limits["max_processes"]))
             if ended and len(results) < n:
                 during = "" if loaded else " while loading the code"
-                fatal = self._death_result(status, cpu, limits, timed_out, during)
+                fatal = (_corrupt_result(during) if corrupt
+                         else self._death_result(status, cpu, limits, timed_out, during))
                 if not loaded:
                     results.extend([dict(fatal) for _ in range(n - len(results))])
                     break
@@ -483,8 +509,10 @@ class Server:
                     break
         except ChannelTimeout:
             timed_out = True
-        except (ChannelClosed, ProtocolError):
+        except ChannelClosed:
             pass
+        except ProtocolError:
+            response = {**_corrupt_result(" during sampling"), "attempts": attempts, "rejected": {}}
         if response is not None:
             self.deferred.append((child, int(limits["max_processes"])))
         else:
@@ -495,6 +523,10 @@ class Server:
                         "attempts": attempts, "rejected": {}}
         response["pairs"] = pairs
         return response
+
+
+def _corrupt_result(during: str) -> dict[str, Any]:
+    return {"status": "killed", "error_message": f"the code wrote garbage into the result channel{during}"}
 
 
 def _child_frame_cap(limits: dict[str, Any]) -> int:
