@@ -71,6 +71,7 @@ SHORT_NAMES = {"revision_rounds": "R", "rejection_sampling": "rej", "wrong_answe
 GRID_KEYS = ("name", "sources", "limit", "subset_seed", "store", "model", "llm_base_url", "max_parallel_branches",
              "base", "grid", "branches", "out_dir")
 DEFAULT_PARALLEL = 2
+TERMINAL_HIDDEN = ("run_id", "dataset_uri", "prompt_tokens", "completion_tokens")  # the files have them
 SWEEP_DIR = ".codeio/sweeps"
 NAME_PATTERN = re.compile(r"[^A-Za-z0-9_.=,+-]+")  # characters not kept in file names
 STAGE_ORDER = ("ingest", "normalize", "collect_io", "build_prompts", "synthesize", "revise", "verify", "assemble")
@@ -135,12 +136,13 @@ def _axes(mapping: Any, where: str) -> dict[str, Any]:
     return out
 
 
-def _branch_name(params: dict[str, Any], varied: tuple[str, ...]) -> str:
-    if not varied:
+def _branch_name(overrides: dict[str, Any]) -> str:
+    """``K=6,rej=on``: the axes this branch sets itself (grid axes, or a listed branch's own)."""
+    if not overrides:
         return "baseline"
     parts = []
-    for axis in varied:
-        value = params[axis]
+    for axis in (a for a in AXES if a in overrides):
+        value = overrides[axis]
         text = ("on" if value else "off") if isinstance(value, bool) else f"{value:g}" if isinstance(value, float) else str(value)
         parts.append(f"{SHORT_NAMES[axis]}={text}")
     return ",".join(parts)
@@ -159,28 +161,27 @@ def parse_grid(data: dict[str, Any]) -> SweepGrid:
         if not isinstance(values, list) or not values:
             raise GridError(f"grid.{axis} must be a non-empty list of values")
     extra = data.get("branches") or []
-    if not isinstance(extra, list):
-        raise GridError("branches must be a list of axis mappings")
-    combos = [dict(zip(grid, values)) for values in itertools.product(*grid.values())] if grid else []
-    combos += [_axes({k: v for k, v in item.items() if k != "name"}, f"branches[{i}]") if isinstance(item, dict)
-               else _axes(item, f"branches[{i}]") for i, item in enumerate(extra)]
-    names = [item.get("name") if isinstance(item, dict) else None for item in extra]
-    names = [None] * (len(combos) - len(names)) + names
+    if not isinstance(extra, list) or not all(isinstance(item, dict) for item in extra):
+        raise GridError("branches must be a list of axis mappings (optionally with a name)")
+    # (overrides, explicit name) per branch: the grid's product, then the listed branches
+    combos: list[tuple[dict[str, Any], str | None]] = [
+        (dict(zip(grid, values)), None) for values in itertools.product(*grid.values())] if grid else []
+    combos += [(_axes({k: v for k, v in item.items() if k != "name"}, f"branches[{i}]"), item.get("name"))
+               for i, item in enumerate(extra)]
     if not combos:
-        combos, names = [{}], [None]
-    resolved: list[tuple[dict[str, Any], str | None]] = []
+        combos = [({}, None)]
+    branches: list[Branch] = []
     seen: set[tuple] = set()
-    for combo, name in zip(combos, names):
-        params = {axis: _axis_value(axis, value) for axis, value in {**base, **combo}.items()}
+    for overrides, name in combos:
+        params = {axis: _axis_value(axis, value) for axis, value in {**base, **overrides}.items()}
         identity = tuple(sorted(params.items()))
         if identity in seen:
             continue
         seen.add(identity)
-        resolved.append((params, name))
-    varied = tuple(axis for axis in AXES if len({repr(p[axis]) for p, _ in resolved}) > 1)
-    branches = tuple(Branch(name or _branch_name(params, varied), params) for params, name in resolved)
+        branches.append(Branch(str(name) if name else _branch_name(overrides), params))
     if len({b.name for b in branches}) != len(branches):
         raise GridError(f"branch names must be unique: {[b.name for b in branches]}")
+    varied = tuple(axis for axis in AXES if len({repr(b.params[axis]) for b in branches}) > 1)
     if any(b.params["teacher"] == "openai" for b in branches) and not (data.get("llm_base_url")
                                                                        or os.environ.get("CODEIO_LLM_BASE_URL")):
         raise GridError("a branch uses teacher=openai but no llm_base_url is set (grid key or CODEIO_LLM_BASE_URL)")
@@ -193,7 +194,7 @@ def parse_grid(data: dict[str, Any]) -> SweepGrid:
     limit = data.get("limit")
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise GridError(f"limit must be a positive integer, got {limit!r}")
-    return SweepGrid(name=str(data.get("name") or "sweep"), sources=tuple(str(s) for s in sources), branches=branches,
+    return SweepGrid(name=str(data.get("name") or "sweep"), sources=tuple(str(s) for s in sources), branches=tuple(branches),
                      limit=limit, subset_seed=int(data.get("subset_seed", 0)), store=data.get("store"),
                      model=data.get("model"), llm_base_url=data.get("llm_base_url"),
                      max_parallel_branches=parallel, out_dir=data.get("out_dir"), varied=varied)
@@ -208,7 +209,7 @@ def load_grid(path: str | Path) -> SweepGrid:
 # ----------------------------------------------------------------------------- running
 
 
-def _ingest_once(settings: Settings, grid: SweepGrid, lineage: Any, run_id: str) -> None:
+def _ingest_once(settings: Settings, grid: SweepGrid, lineage: Any, run_id: str) -> dict[str, Any]:
     """Every branch reads the same sources: ingest them here, once, in the sweep's own
     run, so that branches starting together all find the ingest manifest."""
     from codeio.sources import parse_source_specs
@@ -222,6 +223,7 @@ def _ingest_once(settings: Settings, grid: SweepGrid, lineage: Any, run_id: str)
     summary = StageSummary("ingest", "ingest", ref.key, store.uri(store.dataset_dir("ingest", ref.key)), ref.parts,
                            reused=all(m.get("cached") for m in markers))
     Orchestrator(store, None, lineage, run_id).record_outcomes(summary, markers, config, {})
+    return summary.as_dict()
 
 
 def _run_branch(settings: Settings, grid: SweepGrid, branch: Branch) -> dict[str, Any]:
@@ -246,26 +248,26 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
     run_id = lineage.start_run(kind="sweep", parameters=grid.public(), settings=settings.public_dump(),
                                code_version=code_version(), user=current_user())
     try:
-        _ingest_once(settings, grid, lineage, run_id)
+        ingest = _ingest_once(settings, grid, lineage, run_id)
         # each thread runs in a copy of this context: its tasks and artifacts belong to this flow run
         with ThreadPoolExecutor(max_workers=grid.max_parallel_branches, thread_name_prefix="sweep-branch") as pool:
             futures = [pool.submit(contextvars.copy_context().run, _run_branch, settings, grid, branch)
                        for branch in grid.branches]
             summaries = [future.result() for future in futures]
-        result = summarize_sweep(grid, summaries, lineage, run_id)
+        result = summarize_sweep(grid, summaries, lineage, run_id, ingest)
         result["files"] = write_outputs(result, out_dir)
+        publish_sweep_artifacts(result)
+        lineage.finish_run(run_id, "completed", summary={k: v for k, v in result.items() if k != "branches"})
     except BaseException as error:
         lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
         raise
     finally:
         lineage.close()
-    publish_sweep_artifacts(result)
-    with LineageDB(settings.database_url) as db:
-        db.finish_run(run_id, "completed", summary={k: v for k, v in result.items() if k != "branches"})
     return result
 
 
-def summarize_sweep(grid: SweepGrid, summaries: list[dict[str, Any]], lineage: Any, run_id: str) -> dict[str, Any]:
+def summarize_sweep(grid: SweepGrid, summaries: list[dict[str, Any]], lineage: Any, run_id: str,
+                    ingest: dict[str, Any] | None = None) -> dict[str, Any]:
     rounds = max((len(s["rounds"]) for s in summaries), default=0)
     rows = []
     for branch, summary in zip(grid.branches, summaries):
@@ -288,14 +290,19 @@ def summarize_sweep(grid: SweepGrid, summaries: list[dict[str, Any]], lineage: A
         row["run_id"] = summary["run_id"]
         rows.append(row)
     return {"sweep_run_id": run_id, "name": grid.name, "varied": list(grid.varied), "rows": rows,
-            "shared": shared_datasets(grid, summaries, lineage),
+            "shared": shared_datasets(grid, summaries, lineage, ingest),
             "branches": [{"name": b.name, "params": b.params, "summary": s} for b, s in zip(grid.branches, summaries)]}
 
 
-def shared_datasets(grid: SweepGrid, summaries: list[dict[str, Any]], lineage: Any) -> list[dict[str, Any]]:
-    """Datasets used by more than one branch, with how often each was computed: by the
-    branches' summaries and by lineage (shards computed across all runs)."""
+def shared_datasets(grid: SweepGrid, summaries: list[dict[str, Any]], lineage: Any,
+                    ingest: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Datasets used by more than one branch, with how often each was computed in this
+    sweep (by the summaries: branches plus the sweep's own ingest) and by lineage
+    (shards computed across all runs, earlier ones included)."""
     uses: dict[str, dict[str, Any]] = {}
+    if ingest:
+        uses[ingest["key"]] = {"stage": "ingest", "key": ingest["key"], "parts": ingest["parts"], "branches": [],
+                               "shards_computed": ingest["shards_computed"]}
     for branch, summary in zip(grid.branches, summaries):
         for stage in summary["stages"]:
             item = uses.setdefault(stage["key"], {"stage": stage["stage"], "key": stage["key"], "parts": stage["parts"],
@@ -410,21 +417,27 @@ def sweep_command(grid_path: str, out_dir: str | None) -> None:
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    import logging
+
     import typer
     from rich.console import Console
     from rich.table import Table
 
+    if os.environ["PREFECT_LOGGING_LEVEL"] == "WARNING":  # prefect configured its loggers at import
+        for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     console = Console()
     try:
-        grid = load_grid(grid_path)
+        with fsspec.open(grid_path, "r", encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+        grid = parse_grid(data)
     except (OSError, GridError, yaml.YAMLError) as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
-    result = codeio_ablation_sweep(grid=Path(grid_path).read_text(encoding="utf-8") and yaml.safe_load(
-        Path(grid_path).read_text(encoding="utf-8")), out_dir=out_dir)
+    result = codeio_ablation_sweep(grid=data, out_dir=out_dir)
     table = Table(title=f"sweep {grid.name}")
-    hidden = {axis for axis in AXES if axis not in result["varied"]} | {"run_id", "dataset_uri"}
-    columns = [c for c in (result["rows"][0] if result["rows"] else {}) if c not in hidden]
+    columns = [c for c in (result["rows"][0] if result["rows"] else {})
+               if c not in AXES and c not in TERMINAL_HIDDEN]
     for column in columns:
         table.add_column(column)
     for row in result["rows"]:

@@ -96,7 +96,8 @@ class DataStore:
 
     @property
     def spec(self) -> StoreSpec:
-        return StoreSpec(self.url, json.dumps(self.storage_options, sort_keys=True))
+        # a local store travels as an absolute path: a worker's working directory is not the flow's
+        return StoreSpec(self.root if self.is_local else self.url, json.dumps(self.storage_options, sort_keys=True))
 
     # -- paths -----------------------------------------------------------------
     def _path(self, *parts: str) -> str:

@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -68,6 +69,7 @@ class MotoS3Server:
         self.credentials = credentials
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log: Any = None  # the server's own log (requests, tracebacks), kept for post-mortems
 
     @property
     def endpoint_url(self) -> str:
@@ -76,14 +78,15 @@ class MotoS3Server:
     def start(self) -> "MotoS3Server":
         self.port = free_port()
         # its own session: a Ctrl-C in the test run does not leave it orphaned mid-request
+        self.log = tempfile.NamedTemporaryFile(prefix="moto-server-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [moto_server_binary(), "-H", HOST, "-p", str(self.port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {self.proc.returncode} before answering")
+                raise RuntimeError(f"moto_server exited with {self.proc.returncode} before answering; see {self.log.name}")
             try:
                 with urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1):
                     return self
@@ -95,6 +98,8 @@ class MotoS3Server:
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
+        if self.log is not None:
+            self.log.close()
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()

@@ -1,0 +1,205 @@
+"""The nightly incremental run: only sources new since the last nightly run.
+
+Each night reads every row of the configured sources, drops the ones whose
+``source_id`` (a content hash) an earlier completed nightly run of the same
+stream already ingested, and runs the pipeline on the rest only. The new rows
+go into a delta file named by its content hash (unified rows as ``unified:``,
+raw code as ``jsonl:``), so a night that fails is retried with the same delta
+and the same dataset keys: its finished shards are reused.
+
+What earlier nights produced is never recomputed: a ledger in the store
+(``nightly/<stream>/runs/<run_id>.json``, written when a night completes)
+names each night's ingest and samples datasets; the seen source ids are read
+back from those ingest datasets, and the result lists every night's samples
+dataset (and, with ``out``, exports all of them as one JSONL).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from codeio.settings import Settings, load_settings
+from codeio.sources import SourceSpec, parse_source_specs, read_sources
+from flows.pipeline import Teacher, open_store, run_pipeline
+from storage.store import DataStore
+
+LEDGER_DIR = "nightly"
+STATE_DIR = ".codeio/nightly"  # where delta source files are written (local: sources are read by this process)
+RUN_KIND_PREFIX = "nightly"
+DIGEST_CHARS = 16
+# origin fields carried back into a raw JSONL row (codeio.sources reads them from the row)
+RAW_ORIGIN_FIELDS = {"path": "path", "repo": "repo_name", "blob_id": "blob_id", "license": "license",
+                     "score": "score", "int_score": "int_score", "length_bytes": "length_bytes"}
+
+
+def run_kind(stream: str) -> str:
+    return f"{RUN_KIND_PREFIX}:{stream}"
+
+
+def _ledger_dir(stream: str) -> str:
+    return posixpath.join(LEDGER_DIR, stream, "runs")
+
+
+def read_ledger(store: DataStore, stream: str) -> list[dict[str, Any]]:
+    """Completed nights of a stream, oldest first."""
+    entries = [store.read_json(posixpath.join(_ledger_dir(stream), name))
+               for name in store.list_dir(_ledger_dir(stream)) if name.endswith(".json")]
+    return sorted((e for e in entries if e), key=lambda e: (e["finished_at"], e["run_id"]))
+
+
+def seen_source_ids(store: DataStore, ledger: list[dict[str, Any]]) -> set[str]:
+    """Source ids in the ingest datasets of earlier completed nights."""
+    seen: set[str] = set()
+    for entry in ledger:
+        ingest = entry["ingest"]
+        for frame in store.iter_frames("ingest", ingest["key"], columns=["source_id"]):
+            seen.update(frame["source_id"].to_list())
+    return seen
+
+
+def _unified_row(record: dict[str, Any]) -> dict[str, Any]:
+    origin = json.loads(record["origin"])
+    row = {"refcode": record["content"], **json.loads(record["unified"])}
+    for name, column in (("path", "path"), ("repo", "repo_name"), ("blob_id", "blob_id"), ("license", "license")):
+        if origin.get(name) is not None:
+            row[column] = origin[name]
+    return row
+
+
+def _raw_row(record: dict[str, Any]) -> dict[str, Any]:
+    origin = json.loads(record["origin"])
+    row = {"content": record["content"]}
+    for name, column in RAW_ORIGIN_FIELDS.items():
+        if origin.get(name) is not None:
+            row[column] = origin[name]
+    return row
+
+
+def write_delta(records: list[dict[str, Any]], state_dir: Path) -> list[str]:
+    """The new rows as source files named by their content: unified rows first, then
+    raw code, each in source order. Returns the source specs."""
+    specs = []
+    for kind, spec_kind, to_row in (("unified", "unified", _unified_row), ("raw", "jsonl", _raw_row)):
+        rows = [to_row(r) for r in records if r["kind"] == kind]
+        if not rows:
+            continue
+        text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:DIGEST_CHARS]
+        path = state_dir / f"delta-{kind}-{digest}.jsonl"
+        if not path.exists():
+            state_dir.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        specs.append(f"{spec_kind}:{path.resolve()}")
+    return specs
+
+
+def new_records(specs: list[SourceSpec], seen: set[str], limit: int | None) -> tuple[list[dict[str, Any]], int, int]:
+    """(rows not seen before, at most ``limit``; rows read; rows already seen)."""
+    fresh: dict[str, dict[str, Any]] = {}
+    total = already = 0
+    for outcome in read_sources(specs):
+        if outcome.record is None:
+            continue
+        total += 1
+        source_id = outcome.record["source_id"]
+        if source_id in seen:
+            already += 1
+        elif source_id not in fresh and (limit is None or len(fresh) < limit):
+            fresh[source_id] = outcome.record
+    return list(fresh.values()), total, already
+
+
+def run_nightly(settings: Settings, sources: list[str], stream: str = "default", limit: int | None = None,
+                state_dir: str | None = None, out: str | None = None, **pipeline: Any) -> dict[str, Any]:
+    """One night: find the new sources, run the pipeline on them, record the night."""
+    store = open_store(settings)
+    ledger = read_ledger(store, stream)
+    seen = seen_source_ids(store, ledger)
+    fresh, total, already = new_records(parse_source_specs(sources), seen, limit)
+    result: dict[str, Any] = {"stream": stream, "sources_read": total, "already_processed": already,
+                              "new_sources": len(fresh), "earlier_nights": len(ledger), "run_id": None,
+                              "summary": None}
+    if fresh:
+        delta = write_delta(fresh, Path(state_dir or STATE_DIR) / stream)
+        summary = run_pipeline(settings, delta, kind=run_kind(stream), progress=False, **pipeline)
+        ingest = next(s for s in summary["stages"] if s["stage"] == "ingest")
+        entry = {"run_id": summary["run_id"], "finished_at": datetime.now(timezone.utc).isoformat(),
+                 "sources": delta, "new_sources": len(fresh),
+                 "ingest": {"key": ingest["key"], "uri": ingest["uri"], "parts": ingest["parts"]},
+                 "samples": summary["samples_dataset"], "sample_count": summary["samples"]}
+        store.write_json(posixpath.join(_ledger_dir(stream), f"{summary['run_id']}.json"), entry)
+        ledger = [*ledger, entry]
+        result.update(run_id=summary["run_id"], summary=summary)
+    result["nights"] = [{"run_id": e["run_id"], "finished_at": e["finished_at"], "new_sources": e["new_sources"],
+                         "samples": e["sample_count"], "dataset_uri": e["samples"]["uri"]} for e in ledger]
+    result["total_samples"] = sum(e["sample_count"] for e in ledger)
+    if out:
+        result["exported"] = export_all(store, ledger, out)
+    return result
+
+
+def export_all(store: DataStore, ledger: list[dict[str, Any]], out: str) -> str:
+    """Every night's samples, oldest night first, as one JSONL (earlier datasets are read, not rebuilt)."""
+    import fsspec
+
+    from storage.export import final_rows
+    from tasks.shard import DatasetRef
+
+    with fsspec.open(out, "w", encoding="utf-8", auto_mkdir=True) as handle:
+        for entry in ledger:
+            ref = DatasetRef(entry["samples"]["stage"], entry["samples"]["key"], 0)
+            for row in final_rows(store, ref):
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return out
+
+
+def nightly_markdown(result: dict[str, Any]) -> str:
+    lines = [f"# codeio nightly `{result['stream']}`", "",
+             f"sources read: {result['sources_read']}, already processed: {result['already_processed']}, "
+             f"new: {result['new_sources']}", "", "| night (run) | finished | new sources | samples | dataset |",
+             "|---|---|---|---|---|"]
+    for night in result["nights"]:
+        lines.append(f"| `{night['run_id']}` | {night['finished_at'][:19]} | {night['new_sources']} | "
+                     f"{night['samples']} | `{night['dataset_uri']}` |")
+    lines += ["", f"total samples over all nights: {result['total_samples']}"]
+    return "\n".join(lines) + "\n"
+
+
+@flow(name="codeio-nightly", log_prints=True)
+def codeio_nightly(
+    sources: list[str] = ["sample"],  # noqa: B006 - Prefect needs a JSON default for the form
+    stream: str = "default",
+    limit: int | None = None,
+    teacher: Teacher | None = None,
+    model: str | None = None,
+    llm_base_url: str | None = None,
+    revision_rounds: int = 1,
+    pairs_per_function: int = 3,
+    rejection_sampling: bool = False,
+    store: str | None = None,
+    state_dir: str | None = None,
+    out: str | None = None,
+) -> dict[str, Any]:
+    """Process only the sources that no earlier nightly run of ``stream`` ingested;
+    ``limit`` caps the new sources taken per night (the rest wait for the next)."""
+    from prefect.artifacts import create_markdown_artifact
+
+    settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model)
+    result = run_nightly(settings, sources, stream=stream, limit=limit, state_dir=state_dir, out=out,
+                         teacher=teacher, revision_rounds=revision_rounds, pairs_per_function=pairs_per_function,
+                         rejection_sampling=rejection_sampling)
+    create_markdown_artifact(markdown=nightly_markdown(result), key="codeio-nightly",
+                             description=f"nightly stream {stream}")
+    get_run_logger().info("nightly %s: %d new of %d sources, %d samples over %d night(s)", stream,
+                          result["new_sources"], result["sources_read"], result["total_samples"], len(result["nights"]))
+    return {k: v for k, v in result.items() if k != "summary"} | {
+        "samples": (result["summary"] or {}).get("samples", 0)}

@@ -1,0 +1,130 @@
+"""Ablation sweeps: branches run at the same time share every upstream dataset
+(computed once, by the summaries and by lineage), and the sweep writes the
+comparison table (CSV, Markdown) and the outcomes plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from codeio.settings import load_settings
+from flows.sweep import GridError, codeio_ablation_sweep, parse_grid, run_sweep
+from storage.lineage import LineageDB
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+UPSTREAM = ("ingest", "normalize", "collect_io")
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEIO_DASK_WORKERS", "0")
+    monkeypatch.setenv("CODEIO_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("CODEIO_DATABASE_URL", f"sqlite:///{tmp_path / 'lineage.db'}")
+    monkeypatch.delenv("CODEIO_LLM_BASE_URL", raising=False)
+    return tmp_path
+
+
+def test_grid_expands_validates_and_names_branches():
+    grid = parse_grid({"name": "g", "limit": 3, "base": {"K": 2},
+                       "grid": {"rejection_sampling": [False, True], "revision_rounds": [0, 1]},
+                       "branches": [{"name": "gt", "wrong_answers": "ground_truth"},
+                                    {"rejection_sampling": False, "revision_rounds": 0}]})  # a duplicate: dropped
+    assert [b.name for b in grid.branches] == ["R=0,rej=off", "R=1,rej=off", "R=0,rej=on", "R=1,rej=on", "gt"]
+    assert all(b.params["pairs_per_function"] == 2 for b in grid.branches)
+    assert grid.branches[-1].params["wrong_answer_policy"] == "ground_truth"
+    assert set(grid.varied) == {"revision_rounds", "rejection_sampling", "wrong_answer_policy"}
+    with pytest.raises(GridError, match="unknown axis"):
+        parse_grid({"grid": {"temperature": [0.1]}})
+    with pytest.raises(GridError, match="task_mix"):
+        parse_grid({"grid": {"task_mix": ["both", "neither"]}})
+    with pytest.raises(GridError, match="instance_fraction"):
+        parse_grid({"branches": [{"instance_fraction": 0}]})
+    with pytest.raises(GridError, match="llm_base_url"):
+        parse_grid({"grid": {"teacher": ["offline", "openai"]}})
+
+
+def test_concurrent_branches_compute_shared_datasets_once(env, prefect_harness):
+    grid = parse_grid({
+        "name": "t", "sources": ["sample"], "limit": 8, "max_parallel_branches": 4,
+        "base": {"teacher": "offline", "revision_rounds": 1},
+        "grid": {"rejection_sampling": [False, True], "pairs_per_function": [2, 3]},
+        "branches": [{"name": "gt", "wrong_answer_policy": "ground_truth", "instance_fraction": 0.5}],
+    })
+    settings = load_settings()
+    result = run_sweep(settings, grid, str(env / "out"))
+    assert len(result["rows"]) == 5
+    summaries = [b["summary"] for b in result["branches"]]
+
+    # every dataset key is computed by exactly one branch (or the sweep's ingest), shard by shard
+    computed: dict[str, int] = {}
+    parts: dict[str, int] = {}
+    for summary in summaries:
+        for stage in summary["stages"]:
+            computed[stage["key"]] = computed.get(stage["key"], 0) + stage["shards_computed"]
+            parts[stage["key"]] = stage["parts"]
+    ingest_key = summaries[0]["stages"][0]["key"]
+    assert computed.pop(ingest_key) == 0  # the sweep ingested once before the branches started
+    assert all(n == parts[key] for key, n in computed.items()), computed
+    for summary in summaries:  # ingest was reused by every branch
+        assert summary["stages"][0]["reused"]
+
+    # the upstream stages are one dataset for all five branches, computed once according to lineage
+    shared = {item["key"]: item for item in result["shared"]}
+    with LineageDB(settings.database_url) as lineage:
+        for stage in UPSTREAM:
+            keys = {s["key"] for summary in summaries for s in summary["stages"] if s["stage"] == stage}
+            assert len(keys) == 1, (stage, keys)
+            key = keys.pop()
+            assert len(shared[key]["branches"]) == 5 or stage == "ingest"
+            assert lineage.stage_computations(key) == parts.get(key, 1)
+            assert shared[key]["lineage_computations"] == shared[key]["parts"]
+        # K=2 and K=3 give two build_prompts datasets, each shared by the two rejection settings
+        prompts = [item for item in result["shared"] if item["stage"] == "build_prompts"]
+        assert sorted(len(item["branches"]) for item in prompts) == [2, 3]  # gt uses K=3 too
+        assert all(lineage.stage_computations(item["key"]) == item["parts"] for item in prompts)
+        assert lineage.get_run(result["sweep_run_id"])["status"] == "completed"
+
+    # the branches differ where they should
+    rows = {row["branch"]: row for row in result["rows"]}
+    assert rows["rej=off,K=2"]["samples"] < rows["rej=off,K=3"]["samples"]
+    assert 0 < rows["gt"]["samples"] < rows["rej=off,K=3"]["samples"]  # the half subset
+    assert rows["rej=on,K=3"]["dataset_uri"] != rows["rej=off,K=3"]["dataset_uri"]
+
+    # the outputs
+    files = result["files"]
+    table = list(csv.DictReader(io.StringIO(Path(files["csv"]).read_text())))
+    assert [r["branch"] for r in table] == [r["branch"] for r in result["rows"]]
+    assert {"samples", "pass_rate_r1", "pass_rate_r2", "tokens", "cost_usd", "dataset_uri"} <= set(table[0])
+    markdown = Path(files["markdown"]).read_text()
+    assert "| rej=on,K=2 |" in markdown and "shared datasets" in markdown
+    png = Path(files["plot"]).read_bytes()
+    assert png.startswith(PNG_MAGIC) and len(png) > 5_000
+    from PIL import Image
+
+    with Image.open(files["plot"]) as image:
+        image.verify()
+        assert image.size[0] > 400 and image.size[1] > 300
+
+
+def test_sweep_flow_publishes_the_table_artifact_and_reruns_reuse_everything(env, prefect_harness):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    grid_file = env / "grid.yaml"
+    grid_file.write_text(yaml.safe_dump({
+        "name": "flow", "sources": ["unified:" + str(Path(__file__).resolve().parents[1] / "codeio/corpus/unified.jsonl")],
+        "limit": 4, "max_parallel_branches": 3, "grid": {"task_mix": ["both", "input", "output"]}}))
+    first = codeio_ablation_sweep(grid=str(grid_file), out_dir=str(env / "out1"))
+    assert [r["branch"] for r in first["rows"]] == ["mix=both", "mix=input", "mix=output"]
+    assert first["rows"][0]["samples"] == first["rows"][1]["samples"] + first["rows"][2]["samples"]
+    second = codeio_ablation_sweep(grid=str(grid_file), out_dir=str(env / "out2"))
+    assert all(row["stages_computed"] == 0 for row in second["rows"])  # every dataset reused
+    assert [r["dataset_uri"] for r in second["rows"]] == [r["dataset_uri"] for r in first["rows"]]
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["codeio-sweep-table"])))
+    assert artifacts and artifacts[0].type == "table"
+    assert "mix=input" in str(artifacts[0].data)
