@@ -101,7 +101,7 @@ def runs(limit: int = typer.Option(20, help="how many runs"), as_json: bool = ty
         table.add_column(column)
     for row in rows:
         totals = row.get("totals") or {}
-        summary = row.get("summary") or {}
+        summary = row.get("summary") or (db.get_run(row["id"]) or {}).get("summary") or {}
         tokens = (totals.get("prompt_tokens") or 0) + (totals.get("completion_tokens") or 0)
         table.add_row(str(row["id"]), str(row["kind"]), str(row["status"]), str(row["started_at"])[:19],
                       str(row.get("finished_at") or "")[:19], str(summary.get("samples", "")), str(tokens),
@@ -151,7 +151,8 @@ def export(
     settings = load_settings(store=store)
     db = LineageDB(settings.database_url)
     db.upgrade()
-    runs_ = [db.get_run(run_id)] if run_id else db.list_runs(limit=50)
+    ids = [run_id] if run_id else [r["id"] for r in db.list_runs(limit=50) if r["status"] == "completed"]
+    runs_ = (db.get_run(i) for i in ids)
     chosen = next((r for r in runs_ if r and r["status"] == "completed" and (r.get("summary") or {}).get("samples_dataset")),
                   None)
     if chosen is None:

@@ -1,9 +1,22 @@
 """`codeio run --dry-run`: what a run would ask of the LLM, before spending anything.
 
-Counts come from reading the sources (nothing is executed or requested);
-token counts are estimates (about 4 characters a token), completions use the
-assumed lengths below, and revision rounds are bounded above by assuming
-every first answer is wrong unless a pass rate is given.
+Nothing is executed or requested. The requests are built the way the stages
+build them wherever the sources allow it, and priced with
+:func:`codeio.llm.openai_client.estimate_cost` against the response cache on
+the store, so a completion that is already cached counts as free:
+
+- normalize: one exact request per raw file (the real template and settings);
+- synthesize: exact round-1 prompts where the function's pairs are already in
+  a collect_io dataset of the store (a rerun), else from the given pairs of a
+  unified source (assumed to survive re-validation); a raw file's function
+  comes from its cached normalization when there is one (an unparseable one
+  yields nothing), else from the raw file itself, with placeholder pairs;
+- revise: an upper bound for new work, every uncached round-1 answer assumed
+  wrong unless a pass rate is given, each round's prompt growing by an answer
+  and its feedback; revisions of cached answers are assumed cached too (their
+  prompts depend on verification, so they cannot be looked up).
+
+Completions use the assumed lengths below (``max_tokens`` gives the maximum).
 """
 
 from __future__ import annotations
@@ -14,73 +27,162 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from codeio import normalize as parsing
+from codeio import prompting
+from codeio.llm.base import ChatRequest
 from codeio.settings import Settings
+from codeio.stages import normalize as normalize_stage
 from codeio.sources import parse_source_specs, read_sources
 
-CHARS_PER_TOKEN = 4
-NORMALIZE_PROMPT_OVERHEAD_CHARS = 2500
-PREDICTION_PROMPT_OVERHEAD_CHARS = 900
 ASSUMED_NORMALIZE_COMPLETION_TOKENS = 900
 ASSUMED_ANSWER_COMPLETION_TOKENS = 600
-TASK_COUNTS = {"both": 2, "input": 1, "output": 1}
+ASSUMED_FEEDBACK_CHARS = 200  # execution feedback of a revision turn
+ASSUMED_GIVEN_JSON = json.dumps({"value": "x" * 40})  # a sampled input or output we cannot know before running
+TASK_MIXES = {"both": ("output", "input"), "input": ("input",), "output": ("output",)}
 
 
 def estimate_run(settings: Settings, sources: list[str], *, limit: int | None, teacher: str | None,
-                 revision_rounds: int, pairs_per_function: int, task_mix: str,
+                 revision_rounds: int, pairs_per_function: int, task_mix: str, placement: str = "prompt",
                  first_round_pass_rate: float = 0.0) -> dict[str, Any]:
-    from flows.pipeline import resolve_teacher
+    from codeio.llm.openai_client import LLMConfig, estimate_cost
+    from flows.pipeline import llm_config, open_store, resolve_teacher
 
     teacher = resolve_teacher(settings, teacher)
-    endpoint = teacher == "openai" or bool(settings.llm_base_url)
-    tasks = TASK_COUNTS[task_mix]
-    raw_files = unified_rows = rejected = instances = 0
-    normalize_chars = prompt_chars = 0
+    endpoint = llm_config(settings, teacher) is not None  # the pipeline normalizes with the LLM whenever one is set
+    config = LLMConfig.from_settings(settings, api_key="")
+    store = open_store(settings)
+    cache = store.kv("llm")
+    templates = prompting.PromptTemplates.load(settings.prompt_dir)
+    normalize_template = templates.texts.get("normalize_json" if settings.llm_json_mode else "normalize")
+    tasks = TASK_MIXES[task_mix]
+
+    def request(messages: list[dict[str, str]], **extra: Any) -> ChatRequest:
+        return ChatRequest(messages=tuple(messages), model=settings.llm_model, temperature=settings.llm_temperature,
+                           max_tokens=settings.llm_max_tokens, **extra)
+
+    def predictions(problem: str, io_description: str, main_code: str, given: list[tuple[str, str]]) -> list[ChatRequest]:
+        """Round-1 requests of one function, as build_prompts makes them: K pairs x tasks."""
+        out = []
+        for input_json, output_json in given[:pairs_per_function]:
+            for task in tasks:
+                out.append(request(prompting.build_prediction_messages(
+                    task=task, problem_statement=problem, io_description=io_description,
+                    given_json_text=input_json if task == "output" else output_json, main_code=main_code,
+                    placement=placement, templates=templates)))
+        return out
+
+    known_pairs = _stored_pairs(store)
+    counts = {"raw_files": 0, "unified_functions": 0, "rejected_at_ingest": 0, "unparseable_cached": 0}
+    normalize_requests: list[ChatRequest] = []
+    synth_requests: list[ChatRequest] = []
+    placeholder_pairs = [(ASSUMED_GIVEN_JSON, ASSUMED_GIVEN_JSON)] * pairs_per_function
     for outcome in read_sources(parse_source_specs(sources), limit):
         record = outcome.record
         if record is None:
-            rejected += 1
+            counts["rejected_at_ingest"] += 1
             continue
-        if record["kind"] == "raw":
-            raw_files += 1
-            normalize_chars += len(record["content"]) + NORMALIZE_PROMPT_OVERHEAD_CHARS
-            if endpoint:
-                count = pairs_per_function * tasks
-                instances += count
-                prompt_chars += count * (len(record["content"]) + PREDICTION_PROMPT_OVERHEAD_CHARS)
-        else:
-            unified_rows += 1
+        if record["kind"] != "raw":
+            counts["unified_functions"] += 1
             unified = json.loads(record["unified"])
-            count = min(pairs_per_function, len(unified.get("ios") or [])) * tasks
-            instances += count
-            text = len(record["content"]) + len(unified.get("problem_description") or "") + len(unified.get("io_requirements") or "")
-            prompt_chars += count * (text + PREDICTION_PROMPT_OVERHEAD_CHARS)
-    normalize_requests = raw_files if endpoint else 0
-    synth_requests = instances if teacher == "openai" else 0
-    revise_requests = 0
-    revise_prompt_tokens = 0
-    wrong = synth_requests * (1.0 - first_round_pass_rate)
-    per_prompt = (prompt_chars / CHARS_PER_TOKEN / instances) if instances else 0
-    for round_number in range(1, revision_rounds + 1):
-        revise_requests += int(round(wrong))
-        revise_prompt_tokens += int(wrong * (per_prompt + round_number * ASSUMED_ANSWER_COMPLETION_TOKENS * 1.2))
-    prompt_tokens = int(normalize_requests and normalize_chars / CHARS_PER_TOKEN) \
-        + int(synth_requests and prompt_chars / CHARS_PER_TOKEN) + revise_prompt_tokens
-    completion_tokens = normalize_requests * ASSUMED_NORMALIZE_COMPLETION_TOKENS \
-        + (synth_requests + revise_requests) * ASSUMED_ANSWER_COMPLETION_TOKENS
-    price = settings.llm_prices.get(settings.llm_model)
-    cost = None if price is None else (prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000
+            given = known_pairs.get(normalize_stage._from_unified(record)["function_id"]) or [  # noqa: SLF001
+                (json.dumps(p.get("input")), json.dumps(p.get("output"))) for p in unified.get("ios") or []]
+            synth_requests += predictions(unified.get("problem_description") or "", unified.get("io_requirements") or "",
+                                          record["content"], given)
+            continue
+        counts["raw_files"] += 1
+        if not endpoint:
+            continue
+        response_format = {"type": "json_object"} if settings.llm_json_mode else None
+        normalization = request(parsing.build_normalize_messages(record["content"], template=normalize_template,
+                                                                 json_mode=settings.llm_json_mode),
+                                response_format=response_format)
+        normalize_requests.append(normalization)
+        parsed = _cached_normalization(cache.get(normalization.cache_key()), settings.llm_json_mode)
+        if isinstance(parsed, parsing.ParseFailure):
+            counts["unparseable_cached"] += 1
+        elif parsed is not None:
+            function = normalize_stage._function_record(  # noqa: SLF001 - the stage's own function id
+                record, parsed.main_code, parsed.io_description, parsed.generator_code, parsed.problem_statement,
+                None, "", None)
+            synth_requests += predictions(parsed.problem_statement, parsed.io_description, parsed.main_code,
+                                          known_pairs.get(function["function_id"]) or placeholder_pairs)
+        else:
+            synth_requests += predictions("", "", record["content"], placeholder_pairs)
+    instances = len(synth_requests)
+    if teacher != "openai":
+        synth_requests = []
+
+    normalize_cost = estimate_cost(normalize_requests, config, cache, ASSUMED_NORMALIZE_COMPLETION_TOKENS)
+    synth_cost = estimate_cost(synth_requests, config, cache, ASSUMED_ANSWER_COMPLETION_TOKENS)
+    uncached = [r for r in synth_requests if cache.get(r.cache_key()) is None]
+    revise_requests = _revision_requests(uncached, revision_rounds, 1.0 - first_round_pass_rate)
+    revise_cost = estimate_cost(revise_requests, config, None, ASSUMED_ANSWER_COMPLETION_TOKENS)
+    parts = (normalize_cost, synth_cost, revise_cost)
+    prices_known = all(p["prices_known"] for p in parts)
+    cost = round(sum(p["cost_usd"] for p in parts), 6)
+    cost_max = round(sum(p["cost_usd_max"] for p in parts), 6)
+    budget = settings.llm_budget_usd
     return {
-        "teacher": teacher, "model": settings.llm_model if teacher == "openai" else "offline",
-        "raw_files": raw_files, "unified_functions": unified_rows, "rejected_at_ingest": rejected,
+        "teacher": teacher, "model": settings.llm_model if teacher == "openai" or endpoint else "offline",
+        **counts,
         "instances_estimate": instances,
-        "requests": {"normalize": normalize_requests, "synthesize": synth_requests,
-                     "revise_upper_bound": revise_requests,
-                     "total": normalize_requests + synth_requests + revise_requests},
-        "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-        "cost_usd": None if cost is None else round(cost, 4),
-        "note": "estimate before execution: pairs and functions rejected later reduce it; "
-                "cached responses are not requested again",
+        "requests": {"normalize": normalize_cost["requests"], "synthesize": synth_cost["requests"],
+                     "revise_upper_bound": revise_cost["requests"],
+                     "total": sum(p["requests"] for p in parts)},
+        "cached": {"normalize": normalize_cost["cached"], "synthesize": synth_cost["cached"]},
+        "prompt_tokens": sum(p["prompt_tokens"] for p in parts),
+        "completion_tokens": sum(p["completion_tokens"] for p in parts),
+        "completion_tokens_max": sum(p["completion_tokens_max"] for p in parts),
+        "cost_usd": cost if prices_known else None,
+        "cost_usd_max": cost_max if prices_known else None,
+        "budget_usd": budget,
+        "within_budget": None if budget is None or not prices_known else cost <= budget,
+        "note": "estimate before execution: functions and pairs rejected later reduce it, revisions are an upper "
+                "bound; cached responses are free",
     }
+
+
+def _stored_pairs(store: Any) -> dict[str, list[tuple[str, str]]]:
+    """Pairs of earlier runs, by function id, from the store's complete collect_io
+    datasets (only the columns needed; the first dataset that has a function wins)."""
+    pairs: dict[str, list[tuple[int, str, str]]] = {}
+    for key in store.dataset_keys("collect_io"):
+        manifest = store.manifest("collect_io", key)
+        if manifest is None:
+            continue
+        found: dict[str, list[tuple[int, str, str]]] = {}
+        for part in range(int(manifest["parts"])):
+            frame = store.read_frame("collect_io", key, part, columns=["function_id", "pair_index", "input", "output"])
+            for row in frame.iter_rows():
+                found.setdefault(row[0], []).append((row[1], row[2], row[3]))
+        for function_id, rows in found.items():
+            pairs.setdefault(function_id, rows)
+    return {function_id: [(i, o) for _, i, o in sorted(rows)] for function_id, rows in pairs.items()}
+
+
+def _cached_normalization(blob: bytes | None, json_mode: bool):
+    """The parsed cached answer of a normalization request (None: not cached)."""
+    if blob is None:
+        return None
+    try:
+        text = json.loads(blob)["text"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return parsing.parse_normalization(text, json_mode=json_mode)
+
+
+def _revision_requests(first: list[ChatRequest], rounds: int, wrong_fraction: float) -> list[ChatRequest]:
+    """Round r's prompt is round r-1's plus an answer and its feedback; the wrong share of each round is revised."""
+    answer = "x" * (ASSUMED_ANSWER_COMPLETION_TOKENS * 4)
+    feedback = "x" * ASSUMED_FEEDBACK_CHARS
+    out: list[ChatRequest] = []
+    current = first[: int(round(len(first) * max(0.0, min(1.0, wrong_fraction))))]
+    for _ in range(rounds):
+        current = [ChatRequest(messages=r.messages + ({"role": "assistant", "content": answer},
+                                                      {"role": "user", "content": feedback}),
+                               model=r.model, temperature=r.temperature, max_tokens=r.max_tokens) for r in current]
+        out += current
+    return out
 
 
 def render_estimate(estimate: dict[str, Any], console: Console) -> None:
@@ -91,9 +193,15 @@ def render_estimate(estimate: dict[str, Any], console: Console) -> None:
         table.add_row(name, str(estimate[name]))
     for name, value in estimate["requests"].items():
         table.add_row(f"requests: {name}", str(value))
+    for name, value in estimate["cached"].items():
+        table.add_row(f"cached (free): {name}", str(value))
     table.add_row("prompt tokens", str(estimate["prompt_tokens"]))
-    table.add_row("completion tokens", str(estimate["completion_tokens"]))
+    table.add_row("completion tokens", f"{estimate['completion_tokens']} (max {estimate['completion_tokens_max']})")
     cost = estimate["cost_usd"]
-    table.add_row("cost (USD)", "no price set (CODEIO_LLM_PRICES)" if cost is None else f"{cost:.4f}")
+    table.add_row("cost (USD)", "no price set (CODEIO_LLM_PRICES)" if cost is None
+                  else f"{cost:.4f} (max {estimate['cost_usd_max']:.4f})")
+    if estimate["budget_usd"] is not None:
+        verdict = {True: "within", False: "OVER", None: "unknown"}[estimate["within_budget"]]
+        table.add_row("budget (USD)", f"{estimate['budget_usd']:.4f} ({verdict})")
     console.print(table)
     console.print(estimate["note"])

@@ -90,7 +90,7 @@ def write_delta(records: list[dict[str, Any]], state_dir: Path) -> list[str]:
         rows = [to_row(r) for r in records if r["kind"] == kind]
         if not rows:
             continue
-        text = "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+        text = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:DIGEST_CHARS]
         path = state_dir / f"delta-{kind}-{digest}.jsonl"
         if not path.exists():

@@ -55,8 +55,20 @@ def build_summary(orchestrator: Any, *, run_id: str, store: Any, samples: Any, e
         "verified_samples": verified,
         "samples_dataset": {"stage": samples.stage, "key": samples.key, "uri": final["uri"]},
         "exported": exported,
-        "reconciled": all(s["in"] == s["out"] + s["rejected"] for s in stages if s["stage"] not in ("collect_io", "synthesize", "revise", "build_prompts")),
+        "reconciled": all(stage_reconciles(s) for s in stages),
     }
+
+
+def stage_reconciles(stage: dict[str, Any]) -> bool:
+    """in = out + rejected, in each stage's own unit: collect_io turns functions into
+    pairs (kept functions + rejected functions = functions in) and build_prompts
+    turns the first K pairs of each function into instances (used + unused = pairs in)."""
+    counters = stage.get("counters") or {}
+    if stage["stage"] == "collect_io":
+        return stage["in"] == counters.get("functions_kept", 0) + stage["rejected"]
+    if stage["stage"] == "build_prompts":
+        return stage["in"] == counters.get("pairs_used", 0) + counters.get("pairs_unused", 0) + stage["rejected"]
+    return stage["in"] == stage["out"] + stage["rejected"]
 
 
 def _reasons(reasons: dict[str, int], width: int = 6) -> str:

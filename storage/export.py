@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any, Iterator
 
@@ -22,13 +21,20 @@ EXPORT_FORMATS = ("jsonl", "parquet", "chat")
 def final_rows(store: DataStore, ref: Any) -> Iterator[dict[str, Any]]:
     """Final rows in a stable order; ``turn_3``/``feedback_3`` only when two revision rounds ran."""
     for frame in store.iter_frames(ref.stage, ref.key):
-        for row in frame.to_dicts():
-            final = {name: row.get(name) for name in FINAL_COLUMNS}
-            final["origin"] = json.loads(row["origin"]) if row.get("origin") else None
-            if not final.get("turn_3") and "rounds=2" not in (final.get("variant") or ""):
-                final.pop("turn_3")
-                final.pop("feedback_3")
-            yield final
+        yield from _final(frame.to_dicts())
+
+
+def _final(rows: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        final = {name: row.get(name) for name in FINAL_COLUMNS}
+        final["origin"] = json.loads(row["origin"]) if row.get("origin") else None
+        if not final.get("turn_3") and "rounds=2" not in (final.get("variant") or ""):
+            final.pop("turn_3")
+            final.pop("feedback_3")
+        yield final
+
+
+_EXPORT_SCHEMA = {name: (pl.Boolean if name == "verified" else pl.String) for name in FINAL_COLUMNS}
 
 
 def chat_messages(row: dict[str, Any]) -> list[dict[str, str]]:
@@ -47,29 +53,45 @@ def export_samples(store: DataStore, ref: Any, out: str, formats: tuple[str, ...
     unknown = set(formats) - set(EXPORT_FORMATS)
     if unknown:
         raise ValueError(f"unknown export format(s) {sorted(unknown)}; choose from {EXPORT_FORMATS}")
-    rows = list(final_rows(store, ref))
     written: dict[str, str] = {}
     base = out[:-len(".jsonl")] if out.endswith(".jsonl") else out[:-len(".parquet")] if out.endswith(".parquet") else out
     for fmt in formats:
         if fmt == "jsonl":
             path = out if not out.endswith(".parquet") else base + ".jsonl"
-            _write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+            _write_lines(path, (json.dumps(r, ensure_ascii=False) for r in final_rows(store, ref)))
         elif fmt == "parquet":
             path = out if out.endswith(".parquet") else base + ".parquet"
-            frame = pl.DataFrame([{**r, "origin": json.dumps(r["origin"], ensure_ascii=False)} for r in rows])
-            buffer = io.BytesIO()
-            frame.write_parquet(buffer)
-            with fsspec.open(path, "wb", auto_mkdir=True) as handle:
-                handle.write(buffer.getvalue())
+            _write_parquet(path, store, ref)
         else:
             path = base + ".chat.jsonl"
-            _write_text(path, "".join(
-                json.dumps({"sample_id": r["sample_id"], "messages": chat_messages(r)}, ensure_ascii=False) + "\n"
-                for r in rows))
+            _write_lines(path, (json.dumps({"sample_id": r["sample_id"], "messages": chat_messages(r)},
+                                           ensure_ascii=False) for r in final_rows(store, ref)))
         written[fmt] = path
     return written
 
 
-def _write_text(path: str, text: str) -> None:
+def _write_lines(path: str, lines: Iterator[str]) -> None:
+    """Streamed: memory stays bounded by one row, whatever the dataset size."""
     with fsspec.open(path, "w", encoding="utf-8", auto_mkdir=True) as handle:
-        handle.write(text)
+        for line in lines:
+            handle.write(line + "\n")
+
+
+def _write_parquet(path: str, store: DataStore, ref: Any) -> None:
+    """One row group per stored shard, written as the shards are read."""
+    import pyarrow.parquet as pq
+
+    writer = None
+    with fsspec.open(path, "wb", auto_mkdir=True) as handle:
+        try:
+            for frame in store.iter_frames(ref.stage, ref.key):
+                rows = [{**r, "origin": json.dumps(r["origin"], ensure_ascii=False)} for r in _final(frame.to_dicts())]
+                if not rows:
+                    continue
+                table = pl.DataFrame(rows, schema=_EXPORT_SCHEMA, strict=False).to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(handle, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()

@@ -208,12 +208,14 @@ def test_dry_run_spends_nothing_and_counts_cached_responses_free(tmp_path, prefe
         assert estimate["prompt_tokens"] > 0 and estimate["completion_tokens"] > 0
         assert estimate["cost_usd"] > 0
 
-        run(settings)  # fills the response cache
+        summary = run(settings)  # fills the response cache
         sent = len(server.requests)
         after = json.loads(CliRunner().invoke(app, args, env=env).output)
         assert len(server.requests) == sent
-    assert after["cached"]["normalize"] == LIMIT and after["requests"]["normalize"] == 0
-    assert after["cost_usd"] < estimate["cost_usd"]
+    # a rerun of the same run would cost nothing: every request it would make is cached
+    assert after["cached"]["normalize"] == LIMIT
+    assert after["cached"]["synthesize"] == after["instances_estimate"] == stage(summary, "build_prompts")["out"]
+    assert after["requests"]["total"] == 0 and after["cost_usd"] == 0
 
 
 def test_summary_lineage_and_runs_show_tokens_and_cost(tmp_path, prefect_harness):

@@ -1,0 +1,74 @@
+"""The `codeio` command as a user runs it: a real process, its own ephemeral Prefect API."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+CODEIO = str(Path(sys.executable).with_name("codeio"))
+
+
+@pytest.fixture
+def cli(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEIO_", "PREFECT_API"))}
+    env.update(CODEIO_DASK_WORKERS="0", PREFECT_SERVER_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1",
+               PREFECT_HOME=str(tmp_path / "prefect"))
+    env.pop("OPENAI_API_KEY", None)
+
+    def call(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([CODEIO, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        if check and done.returncode != 0:
+            raise AssertionError(f"codeio {' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return done
+
+    call.cwd = tmp_path
+    return call
+
+
+def test_run_runs_lineage_export(cli):
+    done = cli("run", "--limit", "8", "--out", "out/samples.jsonl")
+    assert "pass rate per round" in done.stdout and "assemble" in done.stdout
+    assert "raw file(s) skipped" not in done.stderr  # the first 8 rows are unified functions
+    rows = [json.loads(line) for line in (cli.cwd / "out" / "samples.jsonl").read_text().splitlines()]
+    assert rows and {"prompt", "turn_1", "feedback_1", "turn_2", "feedback_2"} <= set(rows[0])
+    assert (cli.cwd / ".codeio" / "lineage.db").exists() and (cli.cwd / ".codeio" / "store" / "datasets").is_dir()
+
+    runs = json.loads(cli("runs", "--json").stdout)
+    assert len(runs) == 1 and runs[0]["status"] == "completed"
+
+    chain = json.loads(cli("lineage", rows[0]["sample_id"], "--json").stdout)
+    assert chain["sample"]["sample_id"] == rows[0]["sample_id"]
+    assert chain["source"]["content"] == chain["function"]["main_code"]  # a unified row is its own code
+    assert chain["turns"][0]["verdict"]["status"] in {"success", "mismatch", "no_answer", "exception", "timeout"}
+    assert runs[0]["id"] in {r["run_id"] for r in chain["sample_dataset"]["runs"]}
+    text = cli("lineage", rows[0]["sample_id"]).stdout
+    assert "source file" in text and "round 1" in text
+
+    cli("export", "--out", "exp/all.jsonl", "--format", "jsonl", "--format", "parquet", "--format", "chat")
+    assert [json.loads(x)["sample_id"] for x in (cli.cwd / "exp" / "all.jsonl").read_text().splitlines()] == \
+        [r["sample_id"] for r in rows]
+    assert pl.read_parquet(cli.cwd / "exp" / "all.parquet")["sample_id"].to_list() == [r["sample_id"] for r in rows]
+    chat = [json.loads(x) for x in (cli.cwd / "exp" / "all.chat.jsonl").read_text().splitlines()]
+    assert chat[0]["messages"][0] == {"role": "user", "content": rows[0]["prompt"]}
+    assert chat[0]["messages"][1]["role"] == "assistant"
+
+    missing = cli("lineage", "no-such-sample", check=False)
+    assert missing.returncode == 1 and "no sample" in missing.stderr
+
+
+def test_raw_sources_without_an_endpoint_say_what_to_set(cli, tmp_path):
+    corpus = tmp_path / "raw"
+    corpus.mkdir()
+    (corpus / "a.py").write_text("def add(a, b):\n    return a + b\n")
+    done = cli("run", "--source", f"dir:{corpus}", "--json")
+    summary = json.loads(done.stdout)
+    normalize = next(s for s in summary["stages"] if s["stage"] == "normalize")
+    assert normalize["rejects_by_reason"] == {"needs_llm": 1} and summary["samples"] == 0
+    bad = cli("run", "--source", "csv:nope", check=False)
+    assert bad.returncode == 2 and "expected one of" in bad.stderr
