@@ -96,10 +96,11 @@ def apply_remaining_budget(orchestrator: Orchestrator, settings: Settings, parts
     orchestrator.runtime = dataclasses.replace(orchestrator.runtime, llm=dataclasses.replace(llm, budget_usd=share))
 
 
-def sandbox_config(settings: Settings, workers: int):
+def sandbox_config(settings: Settings):
+    """Pool size is decided where the pool runs (tasks.resources.parallelism)."""
     from codeio.sandbox import SandboxConfig
 
-    return SandboxConfig(preload=tuple(settings.sandbox_preload), workers=max(1, workers),
+    return SandboxConfig(preload=tuple(settings.sandbox_preload),
                          memory_mb=max(settings.exec_memory_mb, 1024),
                          limits=Limits(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb))
 
@@ -176,9 +177,8 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     templates = prompting.PromptTemplates.load(settings.prompt_dir)
     llm = llm_config(settings, teacher)
     runner = make_task_runner(settings)
-    workers = 2
-    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings, workers), llm=llm,
-                          parallelism=workers, prompt_dir=settings.prompt_dir)
+    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=llm,
+                          prompt_dir=settings.prompt_dir)
     orchestrator = Orchestrator(store, runtime, lineage, run_id, bars)
 
     # ingest runs here: the source paths are local to the flow process
@@ -205,7 +205,8 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                                                call_timeout_s=settings.exec_timeout_s,
                                                memory_mb=settings.exec_memory_mb)
         pairs = orchestrator.run_stage("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
-                                       {"functions": functions, "_env": _env_ref(runtime)}, parts)
+                                       {"functions": functions}, parts,
+                                       options={"environment": environment_fingerprint(runtime.sandbox.preload)})
         prompt_cfg = build_prompts.PromptConfig(pairs_per_function=pairs_per_function, tasks=TASK_MIXES[task_mix],
                                                 placement=placement, template_version=templates.label, template_hash=templates.content_hash)
         instances = orchestrator.run_stage("build_prompts", build_prompts.VERSION, build_prompts_task, prompt_cfg,
@@ -240,18 +241,20 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     return summary
 
 
-def _env_ref(runtime: RuntimeSpec):
-    """collect_io's output depends on the execution environment (Python, preloaded
-    packages): it enters the dataset key as a pseudo-parent."""
-    from tasks.shard import DatasetRef
+def environment_fingerprint(preload: tuple[str, ...]) -> str:
+    """What collected pairs depend on besides the code: the Python version and the
+    versions of the preloaded third-party packages. It enters collect_io's dataset
+    key, so upgrading numpy re-collects pairs instead of trusting old ones."""
+    import platform
+    from importlib import metadata
 
-    return DatasetRef("environment", runtime_fingerprint(runtime), 0)
-
-
-def runtime_fingerprint(runtime: RuntimeSpec) -> str:
-    import sys
-
-    return f"py{sys.version_info.major}.{sys.version_info.minor}:" + ",".join(sorted(runtime.sandbox.preload))
+    versions = []
+    for name in sorted(preload):
+        try:
+            versions.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(name)  # a stdlib module: covered by the Python version
+    return f"{platform.python_implementation()}-{platform.python_version()}:" + ",".join(versions)
 
 
 @flow(name="codeio-pipeline", log_prints=True)

@@ -73,7 +73,7 @@ def outcomes_png(branches: Sequence[tuple[str, Sequence[Mapping[str, Any]]]], ti
     secondary.tick_params(length=0, pad=16)
     secondary.spines["bottom"].set_visible(False)
     if any(bottoms):
-        axes.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", bbox_inches="tight")  # keeps the legend outside the axes
     return buffer.getvalue()

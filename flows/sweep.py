@@ -36,7 +36,9 @@ import io
 import itertools
 import os
 import re
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -226,6 +228,22 @@ def _ingest_once(settings: Settings, grid: SweepGrid, lineage: Any, run_id: str)
     return summary.as_dict()
 
 
+@contextmanager
+def shared_cluster(settings: Settings) -> Iterator[Settings]:
+    """One local Dask cluster for all branches (not one per branch): when no scheduler
+    is configured and shards do not run on threads, start it here and hand its address
+    to every branch."""
+    if settings.dask_address or settings.dask_workers == 0:
+        yield settings
+        return
+    from distributed import LocalCluster
+
+    workers = settings.dask_workers if settings.dask_workers is not None else min(2, os.cpu_count() or 1)
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                      dashboard_address="127.0.0.1:0") as cluster:
+        yield settings.model_copy(update={"dask_address": cluster.scheduler_address})
+
+
 def _run_branch(settings: Settings, grid: SweepGrid, branch: Branch) -> dict[str, Any]:
     params = branch.params
     return run_pipeline(settings, list(grid.sources), limit=grid.limit, teacher=params["teacher"],
@@ -250,8 +268,9 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
     try:
         ingest = _ingest_once(settings, grid, lineage, run_id)
         # each thread runs in a copy of this context: its tasks and artifacts belong to this flow run
-        with ThreadPoolExecutor(max_workers=grid.max_parallel_branches, thread_name_prefix="sweep-branch") as pool:
-            futures = [pool.submit(contextvars.copy_context().run, _run_branch, settings, grid, branch)
+        with shared_cluster(settings) as branch_settings, ThreadPoolExecutor(
+                max_workers=grid.max_parallel_branches, thread_name_prefix="sweep-branch") as pool:
+            futures = [pool.submit(contextvars.copy_context().run, _run_branch, branch_settings, grid, branch)
                        for branch in grid.branches]
             summaries = [future.result() for future in futures]
         result = summarize_sweep(grid, summaries, lineage, run_id, ingest)

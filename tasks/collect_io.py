@@ -11,7 +11,7 @@ from tasks.shard import ShardJob, ShardOutcome, execute, read
 def _compute(store, job: ShardJob):
     functions = read(store, job.inputs["functions"], job.part)
     executor = resources.sandbox(job.runtime)
-    return stage.collect_io_shard(functions, job.config, executor, parallelism=job.runtime.parallelism), len(functions)
+    return stage.collect_io_shard(functions, job.config, executor, parallelism=resources.parallelism(job.runtime)), len(functions)
 
 
 @task(name="collect-io-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, tags=["codeio", "sandbox"])

@@ -8,6 +8,7 @@ tasks in the same process reuse it. Nothing is created at import time.
 from __future__ import annotations
 
 import atexit
+import os
 import dataclasses
 import pickle
 import threading
@@ -28,7 +29,7 @@ class RuntimeSpec:
     store: StoreSpec
     sandbox: Any  # codeio.sandbox.SandboxConfig
     llm: Any | None  # codeio.llm.LLMConfig, None when no endpoint is configured
-    parallelism: int = 2
+    parallelism: int = 0  # sandbox batches in flight per process; 0: size to this process's share of cores
     prompt_dir: str | None = None
     exec_cache: bool = True
 
@@ -51,11 +52,29 @@ def _get(kind: str, key: Any, build):
         return found
 
 
+def parallelism(runtime: RuntimeSpec) -> int:
+    """How many sandbox batches this process runs at once. A Dask worker gets as many
+    as it has threads (Dask is told nworkers x nthreads = cores, so a LocalCluster of
+    2 single-thread processes on 2 cores gets 1 each); the flow process running
+    shards on threads gets all its cores."""
+    if runtime.parallelism > 0:
+        return runtime.parallelism
+    try:
+        from distributed import get_worker
+
+        return max(1, int(get_worker().state.nthreads))
+    except (ImportError, ValueError, AttributeError):
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores)
+
+
 def sandbox(runtime: RuntimeSpec) -> Executor:
-    """The worker's sandbox pool, wrapped by the execution cache on the store."""
+    """The worker's sandbox pool (one per process, sized to its cores), wrapped by
+    the execution cache on the store."""
     from codeio.sandbox import create_executor
 
-    pool = _get("sandbox", runtime.sandbox, lambda: create_executor(runtime.sandbox))
+    config = dataclasses.replace(runtime.sandbox, workers=parallelism(runtime))
+    pool = _get("sandbox", config, lambda: create_executor(config))
     if not runtime.exec_cache:
         return pool
     from codeio.sandbox.cache import CachingExecutor

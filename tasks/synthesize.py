@@ -20,7 +20,7 @@ def _compute(store, job: ShardJob):
     if config.teacher == stage.OFFLINE:
         offline = resources.offline_teacher(job.runtime, Limits(timeout_s=float(job.options.get("timeout_s", 5.0))))
         output = stage.synthesize_shard(instances, config, round_number, history, offline=offline,
-                                        parallelism=job.runtime.parallelism)
+                                        parallelism=resources.parallelism(job.runtime))
     else:
         output = stage.synthesize_shard(instances, config, round_number, history, llm=resources.llm(job.runtime))
     return output, output.stats["eligible"]

@@ -12,7 +12,7 @@ def _compute(store, job: ShardJob):
     instances = read(store, job.inputs["instances"], job.part)
     responses = read(store, job.inputs["responses"], job.part)
     output = stage.verify_shard(instances, responses, job.config, resources.sandbox(job.runtime),
-                                resources.templates(job.runtime), parallelism=job.runtime.parallelism)
+                                resources.templates(job.runtime), parallelism=resources.parallelism(job.runtime))
     return output, len(responses)
 
 

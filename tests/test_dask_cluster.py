@@ -129,31 +129,39 @@ def read_rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def clear_codeio_env(patch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("CODEIO_") or name == "OPENAI_API_KEY":
+            patch.delenv(name)
+    patch.setenv("CODEIO_SHARD_SIZE", str(SHARD_SIZE))
+
+
 @pytest.fixture
 def base_env(monkeypatch, tmp_path):
-    for name in list(os.environ):
-        if name.startswith("CODEIO_") or name in ("OPENAI_API_KEY",):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("CODEIO_SHARD_SIZE", str(SHARD_SIZE))
+    clear_codeio_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def toy_sources() -> list[str]:
     return [f"unified:{TOY / 'unified_with_ios.jsonl'}"]
 
 
-@pytest.fixture
-def local_rows(prefect_harness, base_env, toy_sources, monkeypatch) -> list[dict]:
-    """The reference: the same input on the flow process' own threads."""
-    monkeypatch.setenv("CODEIO_DASK_WORKERS", "0")
-    monkeypatch.setenv("CODEIO_STORE", str(base_env / "local-store"))
-    monkeypatch.setenv("CODEIO_DATABASE_URL", f"sqlite:///{base_env / 'local.db'}")
-    summary = run_in_flow(base_env / "local.jsonl", toy_sources)
-    rows = read_rows(base_env / "local.jsonl")
+@pytest.fixture(scope="module")
+def local_rows(prefect_harness, toy_sources, tmp_path_factory) -> list[dict]:
+    """The reference, computed once: the same input on the flow process' own threads."""
+    if not TOY.is_dir():
+        pytest.skip(f"the authors' toy data is not at {TOY}")
+    where = tmp_path_factory.mktemp("local-run")
+    with pytest.MonkeyPatch.context() as patch:
+        clear_codeio_env(patch)
+        patch.setenv("CODEIO_DASK_WORKERS", "0")
+        patch.setenv("CODEIO_STORE", str(where / "store"))
+        patch.setenv("CODEIO_DATABASE_URL", f"sqlite:///{where / 'lineage.db'}")
+        summary = run_in_flow(where / "local.jsonl", toy_sources)
+    rows = read_rows(where / "local.jsonl")
     assert summary["samples"] == len(rows) > 0
-    monkeypatch.delenv("CODEIO_DASK_WORKERS")
     return rows
 
 

@@ -128,3 +128,55 @@ def test_sweep_flow_publishes_the_table_artifact_and_reruns_reuse_everything(env
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["codeio-sweep-table"])))
     assert artifacts and artifacts[0].type == "table"
     assert "mix=input" in str(artifacts[0].data)
+
+
+INPUT_FORMAT = '{"input": ...}'
+OUTPUT_FORMAT = '{"output": ...}'
+
+
+def weak_teacher(body, info):
+    """Wrong on the first turn (mismatch for output tasks, no answer for input tasks),
+    then an input that raises or no answer on revision: every outcome the plot stacks."""
+    from llm_server import Reply
+
+    messages = body["messages"]
+    prompt = messages[0]["content"]
+    task = "input" if prompt.rfind(INPUT_FORMAT) > prompt.rfind(OUTPUT_FORMAT) else "output"
+    if len(messages) == 1:
+        text = '{"output": "__surely_wrong__"}' if task == "output" else "I could not work it out."
+    else:
+        text = '{"input": {"__no_such_argument__": 1}}' if task == "input" else "Still unsure."
+    return Reply(f"Let me think step by step.\nThe final answer is:\n{text}")
+
+
+def test_teacher_axis_with_an_endpoint_plots_every_outcome(env, prefect_harness, monkeypatch):
+    from llm_server import FakeLLMServer
+
+    from codeio.llm.openai_client import close_all_clients
+
+    corpus = Path(__file__).resolve().parents[1] / "codeio" / "corpus" / "unified.jsonl"
+    with FakeLLMServer(weak_teacher) as server:
+        monkeypatch.setenv("CODEIO_LLM_BASE_URL", server.base_url)
+        monkeypatch.setenv("CODEIO_LLM_MODEL", "fake-model")
+        monkeypatch.setenv("CODEIO_LLM_API_KEY", "test-key")
+        monkeypatch.setenv("CODEIO_LLM_PRICES", '{"fake-model": [1000.0, 1000.0]}')
+        try:
+            grid = parse_grid({"name": "teachers", "sources": [f"unified:{corpus}"], "limit": 3,
+                               "max_parallel_branches": 2, "base": {"K": 2},
+                               "grid": {"teacher": ["offline", "openai"]}})
+            result = run_sweep(load_settings(), grid, str(env / "out"))
+        finally:
+            close_all_clients()
+    rows = {row["branch"]: row for row in result["rows"]}
+    assert rows["teacher=offline"]["pass_rate_r1"] == 1.0 and rows["teacher=offline"]["tokens"] == 0
+    assert rows["teacher=openai"]["pass_rate_r1"] == 0.0 and rows["teacher=openai"]["tokens"] > 0
+    assert rows["teacher=openai"]["cost_usd"] > 0
+    rounds = next(b["summary"]["rounds"] for b in result["branches"] if b["name"] == "teacher=openai")
+    assert {"mismatch", "no_answer"} <= set(rounds[0]["statuses"])
+    assert rounds[1]["answered"] == rounds[0]["answered"]  # every wrong answer was revised
+    # the teachers share everything up to the prompts
+    shared_stages = {item["stage"] for item in result["shared"]}
+    assert {"ingest", "normalize", "collect_io", "build_prompts"} <= shared_stages
+    assert "synthesize" not in shared_stages
+    png = Path(result["files"]["plot"]).read_bytes()
+    assert png.startswith(PNG_MAGIC)

@@ -1,0 +1,425 @@
+"""Scale and overhead of the whole pipeline on a synthetic corpus of small unified
+functions: per-record cost at each corpus size, peak memory of the process tree,
+and the share of the time that orchestration (Prefect + the task runner + the
+books) costs over calling the stages directly.
+
+    .venv/bin/python benchmarks/pipeline_scale.py [--sizes 2000,20000,100000] [--shard-size N]
+
+Each size is a fresh corpus (deterministic: the same functions every time; small,
+distinct functions with 2-3 given pairs each) written as unified JSONL in a temp
+dir, run through ingest -> normalize -> collect_io -> build_prompts ->
+synthesize (offline teacher) -> verify -> assemble twice, in this process run:
+
+- "direct": the ``codeio.stages`` functions over the same shards and the same
+  store layout, each stage mapped over its shards on as many worker processes as
+  the flow's task runner has (each process with its own sandbox pool and
+  execution cache, built exactly as the flow's workers build them), with no
+  Prefect, no Dask and no lineage;
+- "flow": the ``codeio-pipeline`` flow with the production defaults (Dask
+  LocalCluster, lineage in SQLite, markers and manifests).
+
+Both start from an empty store of their own (so neither reuses the other's
+execution cache) and do the same work; both times include their worker
+start-up. Prefect's ephemeral API server is started once before any timing
+(production has a server running). Per-record cost is the flow's seconds per
+function; orchestration share is ``(flow - direct) / flow`` at the largest size
+with both runs. Peak memory is the largest sum of RSS over every process under
+this one (flow process, API server, Dask nanny and worker processes, sandbox
+servers and their children, the direct run's workers), sampled every 0.25 s;
+the peak of the sum of PSS (shared pages split between processes) is printed
+too.
+
+Last line: ``per_record_ratio_100k_vs_2k=<x> peak_rss_mb=<n> orchestration_share=<x>``
+(the ratio is largest size vs smallest size when ``--sizes`` says otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+DEFAULT_SIZES = (2_000, 20_000, 100_000)
+SAMPLE_INTERVAL_S = 0.25
+MiB = 1024 * 1024
+
+# ---- the synthetic corpus ----------------------------------------------------------
+# Small function families; constants derived from the row number make every
+# function distinct. _family_output is each family's twin that computes the pairs.
+FAMILIES: tuple[tuple[str, str], ...] = (
+    (
+        "Sum of a modular sequence",
+        "def main_solution(n, k):\n"
+        "    total = 0\n"
+        "    for i in range(n):\n"
+        "        total += (i * {a} + k) % {m}\n"
+        "    return total\n",
+    ),
+    (
+        "Count the hits in a window",
+        "def is_hit(x):\n"
+        "    return x % {a} == 0 or x % {m} == {b}\n"
+        "\n"
+        "def main_solution(n, k):\n"
+        "    hits = [x for x in range(k, k + n) if is_hit(x)]\n"
+        "    return {{\"count\": len(hits), \"first\": hits[:3]}}\n",
+    ),
+    (
+        "A halving walk",
+        "def step(x):\n"
+        "    return x // 2 if x % 2 == 0 else x + {odd}\n"
+        "\n"
+        "def main_solution(n, k):\n"
+        "    x = n + k\n"
+        "    seen = []\n"
+        "    while x != 1 and len(seen) < {m}:\n"
+        "        seen.append(x)\n"
+        "        x = step(x)\n"
+        "    return [len(seen), x]\n",
+    ),
+    (
+        "Reverse a shifted word",
+        "def main_solution(n, k):\n"
+        "    letters = \"abcdefghijklmnopqrstuvwxyz\"\n"
+        "    word = \"\".join(letters[(i * {a} + k) % 26] for i in range(n))\n"
+        "    return word[::-1][:{m}]\n",
+    ),
+)
+
+
+def _family_output(family: int, a: int, m: int, b: int, n: int, k: int) -> Any:
+    if family == 0:
+        return sum((i * a + k) % m for i in range(n))
+    if family == 1:
+        hits = [x for x in range(k, k + n) if x % a == 0 or x % m == b]
+        return {"count": len(hits), "first": hits[:3]}
+    if family == 2:
+        x, seen = n + k, []
+        while x != 1 and len(seen) < m:
+            seen.append(x)
+            x = x // 2 if x % 2 == 0 else x + (2 * a + 1)
+        return [len(seen), x]
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    word = "".join(letters[(i * a + k) % 26] for i in range(n))
+    return word[::-1][:m]
+
+
+def corpus_row(index: int) -> dict[str, Any]:
+    """Row ``index`` of the corpus: the same row for the same index, every time."""
+    family = index % len(FAMILIES)
+    serial = index // len(FAMILIES)
+    a = 3 + serial % 97
+    m = 7 + (serial // 97) % 89
+    b = serial // (97 * 89) % 5
+    title, template = FAMILIES[family]
+    code = f"# synthetic function {index}\n" + template.format(a=a, m=m, b=b, odd=2 * a + 1)
+    pairs = 2 + index % 2
+    ios = []
+    for j in range(pairs):
+        n, k = 3 + (index + 5 * j) % 9, (index * 7 + 3 * j) % 11 + 1
+        ios.append({"input": {"n": n, "k": k}, "output": _family_output(family, a, m, b, n, k)})
+    return {
+        "problem_description": f"{title} (variant {index}): given `n` and `k`, what does the computation return?",
+        "io_requirements": "Input:\n  `n` (int): length, 3 to 11.\n  `k` (int): offset, 1 to 11.\n\n"
+                           "Output:\n  `return`: the computed value.",
+        "refcode": code,
+        "funcname": "main_solution",
+        "ios": ios,
+        "input_generator": None,
+        "category": "synthetic",
+        "meta": {"name": f"synthetic_{index}", "license": "CC0-1.0"},
+    }
+
+
+def write_corpus(path: Path, size: int) -> None:
+    with path.open("w", encoding="utf-8") as handle:
+        for index in range(size):
+            handle.write(json.dumps(corpus_row(index)) + "\n")
+
+
+# ---- memory of the process tree -----------------------------------------------------
+class TreeMemory:
+    """Samples the summed RSS (and PSS) of this process and all its descendants."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self.me = psutil.Process()
+        self.peak_rss = 0
+        self.peak_pss = 0
+        self.peak_procs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tree-memory", daemon=True)
+
+    def _pss(self, pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
+                for line in handle:
+                    if line.startswith(b"Pss:"):
+                        return int(line.split()[1]) * 1024
+        except OSError:
+            pass
+        return 0
+
+    def sample(self) -> None:
+        procs = [self.me, *self.me.children(recursive=True)]
+        rss = pss = 0
+        for proc in procs:
+            try:
+                rss += proc.memory_info().rss
+            except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+                continue
+            pss += self._pss(proc.pid)
+        self.peak_rss = max(self.peak_rss, rss)
+        self.peak_pss = max(self.peak_pss, pss)
+        self.peak_procs = max(self.peak_procs, len(procs))
+
+    def _loop(self) -> None:
+        while not self._stop.wait(SAMPLE_INTERVAL_S):
+            try:
+                self.sample()
+            except self._psutil.Error:
+                continue
+
+    def reset(self) -> None:
+        self.peak_rss = self.peak_pss = self.peak_procs = 0
+
+    def __enter__(self) -> "TreeMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+# ---- the direct run ------------------------------------------------------------------
+def _direct_shard(stage: str, part: int, inputs: dict[str, tuple[str, str]], config: Any, runtime: Any,
+                  out_key: str, options: dict[str, Any]) -> int:
+    """One shard of one stage, called directly: read the inputs, run the stage
+    function, write its records (and completion marker) to the store."""
+    from codeio.execution import Limits
+    from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
+    from tasks import resources
+
+    store = runtime.store.open()
+
+    def read(name: str) -> list[dict[str, Any]]:
+        ref_stage, ref_key = inputs[name]
+        return store.read_part(ref_stage, ref_key, part)
+
+    if stage == "normalize":
+        records = read("sources")
+        output = normalize.normalize_shard(records, config, None)
+        schema = normalize.WRITES
+    elif stage == "collect_io":
+        records = read("functions")
+        output = collect_io.collect_io_shard(records, config, resources.sandbox(runtime),
+                                             parallelism=resources.parallelism(runtime))
+        schema = collect_io.WRITES
+    elif stage == "build_prompts":
+        records = read("pairs")
+        output = build_prompts.build_prompts_shard(read("functions"), records, config, resources.templates(runtime))
+        schema = build_prompts.WRITES
+    elif stage == "synthesize":
+        records = read("instances")
+        teacher = resources.offline_teacher(runtime, Limits(timeout_s=float(options["timeout_s"])))
+        output = synthesize.synthesize_shard(records, config, 1, {}, offline=teacher,
+                                             parallelism=resources.parallelism(runtime))
+        schema = synthesize.WRITES
+    elif stage == "verify":
+        records = read("responses")
+        output = verify.verify_shard(read("instances"), records, config, resources.sandbox(runtime),
+                                     resources.templates(runtime), parallelism=resources.parallelism(runtime))
+        schema = verify.WRITES
+    elif stage == "assemble":
+        records = read("instances")
+        output = assemble.assemble_shard(records, {1: (read("responses"), read("verdicts"))}, config,
+                                         resources.templates(runtime))
+        schema = assemble.WRITES
+    else:
+        raise ValueError(f"unknown stage {stage}")
+    store.write_part(stage, out_key, part, schema, output.records, output.rejects,
+                     {"records_in": len(records), "stats": output.stats})
+    return len(output.records)
+
+
+def _warm_worker() -> int:
+    return os.getpid()
+
+
+def run_direct(corpus: Path, store_url: str, settings: Any, workers: int) -> tuple[float, int]:
+    """The stages without Prefect, Dask or lineage; returns (seconds, samples)."""
+    import multiprocessing
+
+    from codeio import prompting
+    from codeio.sources import parse_source_specs
+    from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
+    from flows.pipeline import open_store, sandbox_config
+    from tasks.ingest import ingest_config, ingest_task
+    from tasks.resources import RuntimeSpec
+
+    start = time.perf_counter()
+    store = open_store(settings)
+    templates = prompting.PromptTemplates.load(settings.prompt_dir)
+    # each process gets the sandbox batches a Dask worker of the flow gets: its share of the cores
+    per_process = max(1, (os.cpu_count() or 1) // workers)
+    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None, parallelism=per_process,
+                          prompt_dir=settings.prompt_dir)
+    specs = parse_source_specs([f"unified:{corpus}"])
+    sources, _ = ingest_task.fn(specs, ingest_config(specs, None, settings.shard_size), store)
+    parts = sources.parts
+    configs = {
+        "normalize": normalize.NormalizeConfig(teacher="offline", model="", template_hash=templates.content_hash),
+        "collect_io": collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,
+                                               call_timeout_s=settings.exec_timeout_s,
+                                               memory_mb=settings.exec_memory_mb),
+        "build_prompts": build_prompts.PromptConfig(template_version=templates.label,
+                                                    template_hash=templates.content_hash),
+        "synthesize": synthesize.TeacherConfig(teacher="offline", model="offline"),
+        "verify": verify.VerifyConfig(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb),
+        "assemble": assemble.AssembleConfig(revision_rounds=0),
+    }
+    keys = {stage: f"direct-{stage}" for stage in configs}
+    wiring = {
+        "normalize": {"sources": ("ingest", sources.key)},
+        "collect_io": {"functions": ("normalize", keys["normalize"])},
+        "build_prompts": {"functions": ("normalize", keys["normalize"]), "pairs": ("collect_io", keys["collect_io"])},
+        "synthesize": {"instances": ("build_prompts", keys["build_prompts"])},
+        "verify": {"instances": ("build_prompts", keys["build_prompts"]), "responses": ("synthesize", keys["synthesize"])},
+        "assemble": {"instances": ("build_prompts", keys["build_prompts"]), "responses": ("synthesize", keys["synthesize"]),
+                     "verdicts": ("verify", keys["verify"])},
+    }
+    options = {"timeout_s": settings.exec_timeout_s}
+    samples = 0
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        for stage, config in configs.items():
+            futures = [pool.submit(_direct_shard, stage, part, wiring[stage], config, runtime, keys[stage], options)
+                       for part in range(parts)]
+            counts = [future.result() for future in futures]
+            if stage == "assemble":
+                samples = sum(counts)
+    return time.perf_counter() - start, samples
+
+
+# ---- the flow run --------------------------------------------------------------------
+def run_flow(corpus: Path) -> tuple[float, int, dict[str, float]]:
+    """The codeio-pipeline flow; returns (seconds, samples, seconds per stage)."""
+    from flows.pipeline import codeio_pipeline
+
+    start = time.perf_counter()
+    summary = codeio_pipeline(sources=[f"unified:{corpus}"], teacher="offline", revision_rounds=0,
+                              show_progress=False)
+    seconds = time.perf_counter() - start
+    stages = {s["label"]: s["seconds"] for s in summary["stages"]}
+    return seconds, int(summary["samples"]), stages
+
+
+def warm_prefect() -> float:
+    """Start the ephemeral API server (and import Prefect) before any timing."""
+    from prefect import flow
+
+    @flow(name="pipeline-scale-warmup")
+    def warmup() -> int:
+        return 1
+
+    start = time.perf_counter()
+    warmup()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
+                        help="corpus sizes (functions), comma-separated")
+    parser.add_argument("--direct-sizes", default=None,
+                        help="sizes that also get the direct run (default: all)")
+    parser.add_argument("--shard-size", type=int, default=None, help="CODEIO_SHARD_SIZE (default: the setting's)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp dir")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    direct_sizes = set(sizes) if args.direct_sizes is None else {int(s) for s in args.direct_sizes.split(",") if s}
+
+    work = Path(tempfile.mkdtemp(prefix="codeio-scale-"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_HOME", str(work / "prefect-home"))
+    if args.shard_size:
+        os.environ["CODEIO_SHARD_SIZE"] = str(args.shard_size)
+    from codeio.settings import load_settings
+
+    base = load_settings()
+    workers = base.dask_workers if base.dask_workers is not None else min(2, os.cpu_count() or 1)
+    print(f"sizes {sizes}, shard size {base.shard_size}, {workers} task-runner workers, {os.cpu_count()} cores, "
+          f"work dir {work}")
+    rows: list[dict[str, Any]] = []
+    try:
+        with TreeMemory() as memory:
+            print(f"prefect warm-up (ephemeral API server): {warm_prefect():.1f} s")
+            for size in sizes:
+                corpus = work / f"corpus-{size}.jsonl"
+                write_corpus(corpus, size)
+                row: dict[str, Any] = {"size": size}
+                if size in direct_sizes:
+                    memory.reset()
+                    settings = load_settings(store=str(work / f"store-direct-{size}"))
+                    row["direct_s"], row["direct_samples"] = run_direct(corpus, settings.store, settings, max(workers, 1))
+                    row["direct_peak_rss"] = memory.peak_rss
+                memory.reset()
+                os.environ["CODEIO_STORE"] = str(work / f"store-flow-{size}")
+                os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / f'lineage-{size}.db'}"
+                row["flow_s"], row["flow_samples"], row["stages"] = run_flow(corpus)
+                memory.sample()
+                row["flow_peak_rss"], row["flow_peak_pss"], row["procs"] = memory.peak_rss, memory.peak_pss, memory.peak_procs
+                rows.append(row)
+                _print_row(row)
+                shutil.rmtree(work / f"store-direct-{size}", ignore_errors=True)
+                shutil.rmtree(work / f"store-flow-{size}", ignore_errors=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    first, last = rows[0], rows[-1]
+    ratio = (last["flow_s"] / last["size"]) / (first["flow_s"] / first["size"])
+    peak = max(max(r["flow_peak_rss"], r.get("direct_peak_rss", 0)) for r in rows)
+    with_direct = [r for r in rows if "direct_s" in r]
+    share = ((with_direct[-1]["flow_s"] - with_direct[-1]["direct_s"]) / with_direct[-1]["flow_s"]
+             if with_direct else float("nan"))
+    print(f"per-record cost, largest vs smallest size ({last['size']} vs {first['size']}): ratio {ratio:.3f}")
+    if with_direct:
+        print(f"orchestration share at {with_direct[-1]['size']}: {share:.3f}")
+    print(f"per_record_ratio_100k_vs_2k={ratio:.3f} peak_rss_mb={peak / MiB:.0f} orchestration_share={share:.3f}")
+
+
+def _print_row(row: dict[str, Any]) -> None:
+    size = row["size"]
+    line = (f"{size:>7} functions: flow {row['flow_s']:8.1f} s = {1e3 * row['flow_s'] / size:6.2f} ms/function "
+            f"({row['flow_samples']} samples), peak RSS {row['flow_peak_rss'] / MiB:6.0f} MB "
+            f"(PSS {row['flow_peak_pss'] / MiB:.0f} MB, {row['procs']} processes)")
+    if "direct_s" in row:
+        share = (row["flow_s"] - row["direct_s"]) / row["flow_s"]
+        line += (f"; direct {row['direct_s']:8.1f} s = {1e3 * row['direct_s'] / size:6.2f} ms/function "
+                 f"({row['direct_samples']} samples, peak RSS {row['direct_peak_rss'] / MiB:.0f} MB); "
+                 f"orchestration share {share:.3f}")
+    print(line, flush=True)
+    print("         flow stage seconds (summed over shards): "
+          + ", ".join(f"{k} {v:.1f}" for k, v in row["stages"].items()), flush=True)
+
+
+if __name__ == "__main__":
+    main()
