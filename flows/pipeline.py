@@ -86,14 +86,17 @@ def apply_remaining_budget(orchestrator: Orchestrator, settings: Settings, parts
     """CODEIO_LLM_BUDGET_USD caps the whole run: before each LLM stage the flow
     hands the stage what the earlier stages left (their spend is in lineage;
     shards reused from the store cost nothing), split over the processes that
-    may spend it at once. The budget lives in the RuntimeSpec, not in dataset keys."""
+    may spend it at once, each stage of the run with clients of its own (a worker
+    that serves many runs never charges one run's spend to another). The budget
+    lives in the RuntimeSpec, not in dataset keys."""
     llm = orchestrator.runtime.llm
     if llm is None or settings.llm_budget_usd is None:
         return
     spent = sum(float((row.get("llm") or {}).get("cost_usd") or 0.0)
                 for row in orchestrator.lineage.stage_runs(orchestrator.run_id) if not row["cached"])
     share = max(0.0, settings.llm_budget_usd - spent) / llm_processes(settings, parts)
-    orchestrator.runtime = dataclasses.replace(orchestrator.runtime, llm=dataclasses.replace(llm, budget_usd=share))
+    orchestrator.runtime = dataclasses.replace(orchestrator.runtime, llm=dataclasses.replace(llm, budget_usd=share),
+                                               llm_scope=f"{orchestrator.run_id}/{len(orchestrator.stages)}")
 
 
 def sandbox_config(settings: Settings):

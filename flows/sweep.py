@@ -184,9 +184,6 @@ def parse_grid(data: dict[str, Any]) -> SweepGrid:
     if len({b.name for b in branches}) != len(branches):
         raise GridError(f"branch names must be unique: {[b.name for b in branches]}")
     varied = tuple(axis for axis in AXES if len({repr(b.params[axis]) for b in branches}) > 1)
-    if any(b.params["teacher"] == "openai" for b in branches) and not (data.get("llm_base_url")
-                                                                       or os.environ.get("CODEIO_LLM_BASE_URL")):
-        raise GridError("a branch uses teacher=openai but no llm_base_url is set (grid key or CODEIO_LLM_BASE_URL)")
     sources = data.get("sources") or ["sample"]
     if isinstance(sources, str):
         sources = [sources]
@@ -200,6 +197,13 @@ def parse_grid(data: dict[str, Any]) -> SweepGrid:
                      limit=limit, subset_seed=int(data.get("subset_seed", 0)), store=data.get("store"),
                      model=data.get("model"), llm_base_url=data.get("llm_base_url"),
                      max_parallel_branches=parallel, out_dir=data.get("out_dir"), varied=varied)
+
+
+def check_endpoint(grid: SweepGrid, settings: Settings) -> None:
+    """Fail before any work when a branch needs an LLM endpoint that is not configured."""
+    if any(b.params["teacher"] == "openai" for b in grid.branches) and not settings.llm_base_url:
+        raise GridError("a branch uses teacher=openai but no LLM endpoint is set "
+                        "(grid key llm_base_url, the flow parameter or CODEIO_LLM_BASE_URL)")
 
 
 def load_grid(path: str | Path) -> SweepGrid:
@@ -260,6 +264,7 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
     from flows.orchestrator import code_version, current_user
     from storage.lineage import LineageDB
 
+    check_endpoint(grid, settings)
     out_dir = out_dir or grid.out_dir or f"{SWEEP_DIR}/{NAME_PATTERN.sub('_', grid.name)}"
     lineage = LineageDB(settings.database_url)
     lineage.upgrade()
@@ -446,11 +451,15 @@ def sweep_command(grid_path: str, out_dir: str | None) -> None:
         for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).setLevel(logging.WARNING)
     console = Console()
+    from codeio.sources import SourceSpecError, parse_source_specs
+
     try:
         with fsspec.open(grid_path, "r", encoding="utf-8") as handle:
             data = yaml.safe_load(handle) or {}
         grid = parse_grid(data)
-    except (OSError, GridError, yaml.YAMLError) as error:
+        parse_source_specs(list(grid.sources))
+        check_endpoint(grid, load_settings(store=grid.store, llm_base_url=grid.llm_base_url))
+    except (OSError, GridError, SourceSpecError, yaml.YAMLError) as error:
         Console(stderr=True).print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     result = codeio_ablation_sweep(grid=data, out_dir=out_dir)

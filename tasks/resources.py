@@ -32,6 +32,9 @@ class RuntimeSpec:
     parallelism: int = 0  # sandbox batches in flight per process; 0: size to this process's share of cores
     prompt_dir: str | None = None
     exec_cache: bool = True
+    # the LLM client counts spend per object: a budgeted stage of a run gets its own ("run/stage"), so a
+    # long-lived worker never charges one run's spend to another's budget; "" shares one client
+    llm_scope: str = ""
 
     def __repr__(self) -> str:  # never show credentials that the configs may carry
         return f"RuntimeSpec(store={self.store!r}, parallelism={self.parallelism})"
@@ -101,7 +104,7 @@ def llm(runtime: RuntimeSpec):
                 config = dataclasses.replace(config, api_key=key.get_secret_value())
         return OpenAIChatLLM(config, cache=runtime.store.open().kv("llm"))
 
-    return _get("llm", (runtime.llm, runtime.store), build)
+    return _get("llm", (runtime.llm, runtime.store, runtime.llm_scope), build)
 
 
 def offline_teacher(runtime: RuntimeSpec, limits: Limits):

@@ -124,7 +124,7 @@ def test_deploy_and_run_the_pipeline_on_a_worker(tmp_path):
             assert all(d.work_pool_name == POOL for d in deployments.values())
             nightly = deployments["codeio-nightly"]
             assert nightly.schedules and nightly.schedules[0].schedule.cron == "0 2 * * *"
-            assert nightly.work_queue_name == "nightly"
+            assert nightly.work_queue_name == "nightly" and nightly.global_concurrency_limit.limit == 1
             assert deployments["codeio-pipeline"].pull_steps[0]["prefect.deployments.steps.set_working_directory"][
                 "directory"] == str(ROOT)
 

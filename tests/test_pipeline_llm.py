@@ -164,6 +164,10 @@ def test_budget_caps_the_whole_run(tmp_path, prefect_harness):
         settings = make_settings(tmp_path, server, llm_budget_usd=budget, llm_concurrency=concurrency)
         summary = run(settings)
         bodies = server.requests
+        # a later run in the same process (a long-lived worker) has a budget of its own
+        later = run(settings, limit=LIMIT + 10)
+    later_normalize = stage(later, "normalize")["llm"]
+    assert later_normalize["requests"] == 10 and later_normalize["failed"] == 0
 
     normalize, synth, revise = (stage(summary, label) for label in ("normalize", "synthesize r1", "revise r2"))
     assert normalize["llm"]["failed"] == 0 and normalize["llm"]["cost_usd"] < budget

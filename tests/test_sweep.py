@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from codeio.settings import load_settings
-from flows.sweep import GridError, codeio_ablation_sweep, parse_grid, run_sweep
+from flows.sweep import GridError, check_endpoint, codeio_ablation_sweep, parse_grid, run_sweep
 from storage.lineage import LineageDB
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -28,7 +28,8 @@ def env(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_grid_expands_validates_and_names_branches():
+def test_grid_expands_validates_and_names_branches(monkeypatch):
+    monkeypatch.delenv("CODEIO_LLM_BASE_URL", raising=False)
     grid = parse_grid({"name": "g", "limit": 3, "base": {"K": 2},
                        "grid": {"rejection_sampling": [False, True], "revision_rounds": [0, 1]},
                        "branches": [{"name": "gt", "wrong_answers": "ground_truth"},
@@ -43,8 +44,23 @@ def test_grid_expands_validates_and_names_branches():
         parse_grid({"grid": {"task_mix": ["both", "neither"]}})
     with pytest.raises(GridError, match="instance_fraction"):
         parse_grid({"branches": [{"instance_fraction": 0}]})
-    with pytest.raises(GridError, match="llm_base_url"):
-        parse_grid({"grid": {"teacher": ["offline", "openai"]}})
+    with pytest.raises(GridError, match="LLM endpoint"):
+        check_endpoint(parse_grid({"grid": {"teacher": ["offline", "openai"]}}), load_settings(llm_base_url=None))
+
+
+def test_cli_rejects_a_bad_grid_before_running(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("grid:\n  pairs_per_function: [3, 60]\n")
+    result = CliRunner().invoke(app, ["sweep", str(bad)])
+    assert result.exit_code == 2 and "pairs_per_function" in result.output
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("sources: ['unified:/no/such/file.jsonl']\n")
+    result = CliRunner().invoke(app, ["sweep", str(missing)])
+    assert result.exit_code == 2 and "does not exist" in result.output
 
 
 def test_concurrent_branches_compute_shared_datasets_once(env, prefect_harness):

@@ -79,7 +79,7 @@ def _collect_one(function: dict[str, Any], config: CollectConfig, executor: Exec
         return _FunctionOutcome([], failure, dropped)
     if len(candidates) < config.min_pairs:
         detail = f"{len(candidates)} pair(s) kept, {config.min_pairs} needed; dropped: {_count(dropped)}"
-        return _FunctionOutcome([], reject(function_id, "too_few_pairs", detail), dropped)
+        return _FunctionOutcome([], reject(function_id, _too_few_reason(candidates, dropped), detail), dropped)
     candidates = candidates[: config.max_pairs]
     if config.check_determinism:
         failure = _recheck(function, candidates, config, executor)
@@ -98,6 +98,16 @@ def _collect_one(function: dict[str, Any], config: CollectConfig, executor: Exec
         for index, (input_json, output_json) in enumerate(candidates)
     ]
     return _FunctionOutcome(pairs, None, dropped)
+
+
+def _too_few_reason(candidates: list, dropped: list[dict[str, str]]) -> str:
+    """When no pair survived, the function is rejected for what killed its pairs
+    (timeout, memory, killed, exception:TypeError, not_reproduced ...), so the
+    summary shows rejects by execution status; else for having too few."""
+    if candidates or not dropped:
+        return "too_few_pairs"
+    reason, _ = max(_count(dropped).items(), key=lambda kv: (kv[1], kv[0]))
+    return reason.removeprefix("pair_")
 
 
 def _count(dropped: list[dict[str, str]]) -> dict[str, int]:

@@ -18,6 +18,7 @@ from codeio import prompting
 from codeio.llm.base import ChatLLM, ChatRequest, UsageTotals
 from codeio.records import INSTANCE, RESPONSE, VERDICT, dumps, stable_id
 from codeio.stages.base import StageOutput
+from codeio.teachers.offline import OfflineQuestion
 
 VERSION = "1"
 READS = (INSTANCE, RESPONSE, VERDICT)
@@ -36,9 +37,11 @@ class TeacherConfig:
 
 
 class OfflineAnswerer:
-    """What the stage needs from the offline teacher (codeio.teachers.offline)."""
+    """What the stage needs from the offline teacher (codeio.teachers.offline):
+    the answers to many questions about one function, in order, from one sandbox
+    batch (one fork per function, not per instance)."""
 
-    def answer(self, task: str, main_code: str, input_json: str, output_json: str, feedback: str | None = None): ...
+    def answer_batch(self, main_code: str, questions: Sequence[Any]) -> list[Any]: ...
 
 
 def round_messages(
@@ -119,15 +122,24 @@ def _row(instance: dict[str, Any], round_number: int, messages: list[dict[str, s
 
 
 def _offline_rows(todo, config: TeacherConfig, round_number: int, offline: OfflineAnswerer, parallelism: int):
-    def answer(item):
-        instance, messages, feedback = item
-        result = offline.answer(instance["task"], instance["main_code"], instance["input"], instance["output"],
-                                feedback=feedback)
-        return _row(instance, round_number, messages, result.text, result.ok, result.error, OFFLINE, OFFLINE,
-                    "stop" if result.ok else "error", 0, 0, None)
+    by_code: dict[str, list[int]] = {}  # main_code -> positions in todo, in order
+    for position, (instance, _, _) in enumerate(todo):
+        by_code.setdefault(instance["main_code"], []).append(position)
 
+    def answer(item: tuple[str, list[int]]):
+        code, positions = item
+        questions = [OfflineQuestion(todo[p][0]["task"], todo[p][0]["input"], todo[p][0]["output"], todo[p][2])
+                     for p in positions]
+        return positions, offline.answer_batch(code, questions)
+
+    rows: list[dict[str, Any] | None] = [None] * len(todo)
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        return list(pool.map(answer, todo))
+        for positions, results in pool.map(answer, list(by_code.items())):
+            for position, result in zip(positions, results):
+                instance, messages, _ = todo[position]
+                rows[position] = _row(instance, round_number, messages, result.text, result.ok, result.error, OFFLINE,
+                                      OFFLINE, "stop" if result.ok else "error", 0, 0, None)
+    return rows
 
 
 def _llm_rows(todo, config: TeacherConfig, round_number: int, llm: ChatLLM):

@@ -22,10 +22,10 @@ import ast
 import json
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Sequence
 
 from codeio.answers import values_match
-from codeio.execution import Executor, Limits, RunRequest
+from codeio.execution import CallResult, Executor, Limits, RunRequest
 
 TEACHER_NAME = "offline"
 OFFLINE_BANNER = (
@@ -84,7 +84,16 @@ def _codeio_offline_trace(**_codeio_kwargs):
     call_samples = __CALL_SAMPLES__
     snapshot_vars = __SNAPSHOT_VARS__
     repr_chars = __REPR_CHARS__
+    # Every call traces a fresh load of the function, exactly as a child of its
+    # own would: the first call of a child uses the namespace the child loaded;
+    # later calls of a batch run the code again in a new namespace, so module
+    # state (caches, counters, mutable defaults) never leaks from an earlier call.
+    # The random streams the call starts with are the ones the child seeded.
     namespace = globals()
+    if namespace.get("_codeio_loaded_used"):
+        namespace = _codeio_fresh_namespace(namespace)
+    else:
+        namespace["_codeio_loaded_used"] = True
     module_name = namespace.get("__name__")
     target = namespace.get("main_solution")
     main_code = getattr(target, "__code__", None)
@@ -274,6 +283,28 @@ def _codeio_offline_trace(**_codeio_kwargs):
         "events": state["events"],
         "truncated": state["truncated"],
     }
+
+
+def _codeio_fresh_namespace(loaded):
+    import sys as _sys
+
+    code = loaded.get("_codeio_main_compiled")
+    if code is None:
+        code = compile(__MAIN_SOURCE__, _codeio_offline_trace.__code__.co_filename, "exec")
+        loaded["_codeio_main_compiled"] = code
+    py_random = _sys.modules.get("random")
+    np_random = _sys.modules.get("numpy.random")
+    py_state = py_random.getstate() if py_random is not None else None
+    np_state = np_random.get_state() if np_random is not None else None
+    fresh = {"__name__": loaded.get("__name__"), "__builtins__": loaded.get("__builtins__")}
+    try:
+        exec(code, fresh)
+    finally:
+        if py_state is not None:
+            py_random.setstate(py_state)
+        if np_state is not None:
+            np_random.set_state(np_state)
+    return fresh
 '''
 
 
@@ -282,6 +313,16 @@ class OfflineAnswer:
     text: str
     ok: bool
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class OfflineQuestion:
+    """One instance to answer: the task, the pair, and the feedback of a revision round."""
+
+    task: str
+    input_json: str
+    output_json: str
+    feedback: str | None = None
 
 
 @dataclass(frozen=True)
@@ -316,51 +357,95 @@ class OfflineTeacher:
     def answer(
         self, task: str, main_code: str, input_json: str, output_json: str, feedback: str | None = None
     ) -> OfflineAnswer:
-        if task not in ("output", "input"):
-            return OfflineAnswer("", False, f"unknown task {task!r}")
-        try:
-            inputs = json.loads(input_json)
-            expected = json.loads(output_json)
-        except (TypeError, ValueError) as error:
-            return OfflineAnswer("", False, f"bad pair JSON: {error}")
-        if not isinstance(inputs, dict):
-            return OfflineAnswer("", False, "the input of a pair must be a JSON object of keyword arguments")
-        try:
-            code_map = analyse_code(main_code)
-            trace = self.trace(main_code, code_map, input_json)
-        except TraceError as error:
-            return OfflineAnswer("", False, f"offline teacher could not trace the function: {error}")
-        try:
-            result = json.loads(trace["result_json"])
-            text = write_explanation(task, code_map, inputs, expected, result, trace, revision=feedback is not None)
-        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
-            # The trace comes back from untrusted code: a tampered one is a failure, not a crash.
-            return OfflineAnswer("", False, f"offline teacher got a malformed trace: {type(error).__name__}: {error}")
-        return OfflineAnswer(text, True, None)
+        return self.answer_batch(main_code, [OfflineQuestion(task, input_json, output_json, feedback)])[0]
+
+    def answer_batch(self, main_code: str, questions: Sequence[OfflineQuestion]) -> list[OfflineAnswer]:
+        """Answers for many questions about one function, from one sandbox batch:
+        each distinct input is traced once, in a fresh load of the code, so every
+        answer reads exactly as if it had been traced on its own."""
+        answers: list[OfflineAnswer | None] = [None] * len(questions)
+        parsed: dict[int, tuple[dict[str, Any], Any]] = {}
+        for index, question in enumerate(questions):
+            if question.task not in ("output", "input"):
+                answers[index] = OfflineAnswer("", False, f"unknown task {question.task!r}")
+                continue
+            try:
+                inputs = json.loads(question.input_json)
+                expected = json.loads(question.output_json)
+            except (TypeError, ValueError) as error:
+                answers[index] = OfflineAnswer("", False, f"bad pair JSON: {error}")
+                continue
+            if not isinstance(inputs, dict):
+                answers[index] = OfflineAnswer("", False, "the input of a pair must be a JSON object of keyword arguments")
+                continue
+            parsed[index] = (inputs, expected)
+        if parsed:
+            try:
+                code_map = analyse_code(main_code)
+            except TraceError as error:
+                failure = OfflineAnswer("", False, f"offline teacher could not trace the function: {error}")
+                for index in parsed:
+                    answers[index] = failure
+                return [a for a in answers if a is not None]
+            distinct = list(dict.fromkeys(questions[index].input_json for index in parsed))
+            traces = self.trace_many(main_code, code_map, distinct)
+            for index, (inputs, expected) in parsed.items():
+                question = questions[index]
+                answers[index] = _written(question, code_map, inputs, expected, traces[question.input_json])
+        return [a for a in answers if a is not None]
 
     def trace(self, main_code: str, code_map: CodeMap, input_json: str) -> dict[str, Any]:
+        found = self.trace_many(main_code, code_map, [input_json])[input_json]
+        if isinstance(found, TraceError):
+            raise found
+        return found
+
+    def trace_many(self, main_code: str, code_map: CodeMap,
+                   inputs_json: Sequence[str]) -> dict[str, dict[str, Any] | TraceError]:
+        """One sandbox batch for all the inputs; a fatal call (timeout, crash) costs
+        only its own trace: the rest go on in a fresh child."""
         harness = build_harness(main_code, code_map)
-        request = RunRequest(
-            code=harness, entry=TRACE_ENTRY, inputs_json=(input_json,), check_size=False, limits=self.limits
-        )
+        request = RunRequest(code=harness, entry=TRACE_ENTRY, inputs_json=tuple(inputs_json), check_size=False,
+                             limits=self.limits, stop_on_fatal=False)
         results = self.executor.run(request)
-        if not results:
-            raise TraceError("the executor returned no result")
-        call = results[0]
-        if not call.ok or call.value_json is None:
-            raise TraceError(f"tracing run failed: {call.describe()}")
+        if len(results) != len(inputs_json):
+            error = TraceError("the executor returned no result")
+            return {input_json: error for input_json in inputs_json}
+        return {input_json: _checked_trace(call) for input_json, call in zip(inputs_json, results)}
+
+
+def _checked_trace(call: CallResult) -> dict[str, Any] | TraceError:
+    if not call.ok or call.value_json is None:
+        return TraceError(f"tracing run failed: {call.describe()}")
+    try:
+        trace = json.loads(call.value_json)
+    except ValueError as error:
+        return TraceError(f"trace is not JSON: {error}")
+    if not isinstance(trace, dict):
+        return TraceError("trace is not an object")
+    if trace.get("error"):
+        err = trace["error"]
         try:
-            trace = json.loads(call.value_json)
-        except ValueError as error:
-            raise TraceError(f"trace is not JSON: {error}") from None
-        if not isinstance(trace, dict):
-            raise TraceError("trace is not an object")
-        if trace.get("error"):
-            err = trace["error"]
-            raise TraceError(f"main_solution raised {err.get('type')}: {err.get('message')}")
-        if trace.get("result_json") is None:
-            raise TraceError("main_solution returned nothing the trace could record")
-        return trace
+            return TraceError(f"main_solution raised {err.get('type')}: {err.get('message')}")
+        except AttributeError as error:  # a tampered trace
+            return TraceError(f"malformed trace error: {type(error).__name__}")
+    if trace.get("result_json") is None:
+        return TraceError("main_solution returned nothing the trace could record")
+    return trace
+
+
+def _written(question: OfflineQuestion, code_map: CodeMap, inputs: dict[str, Any], expected: Any,
+             trace: dict[str, Any] | TraceError) -> OfflineAnswer:
+    if isinstance(trace, TraceError):
+        return OfflineAnswer("", False, f"offline teacher could not trace the function: {trace}")
+    try:
+        result = json.loads(trace["result_json"])
+        text = write_explanation(question.task, code_map, inputs, expected, result, trace,
+                                 revision=question.feedback is not None)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as error:
+        # The trace comes back from untrusted code: a tampered one is a failure, not a crash.
+        return OfflineAnswer("", False, f"offline teacher got a malformed trace: {type(error).__name__}: {error}")
+    return OfflineAnswer(text, True, None)
 
 
 # ---------------------------------------------------------------------------
@@ -409,6 +494,7 @@ def build_harness(main_code: str, code_map: CodeMap) -> str:
         .replace("__CALL_SAMPLES__", str(CALL_SAMPLES))
         .replace("__SNAPSHOT_VARS__", str(SNAPSHOT_VARS))
         .replace("__REPR_CHARS__", str(REPR_CHARS))
+        .replace("__MAIN_SOURCE__", repr(main_code.rstrip("\n") + "\n"))  # last: the code may contain any text
     )
     # The function's lines keep their numbers: the tracer only comes after them.
     return main_code.rstrip("\n") + "\n" + tracer
@@ -587,4 +673,4 @@ def write_explanation(
     return "\n".join(lines)
 
 
-__all__ = ["OFFLINE_BANNER", "OfflineAnswer", "OfflineTeacher", "TEACHER_NAME", "TraceError", "analyse_code", "build_harness"]
+__all__ = ["OFFLINE_BANNER", "OfflineAnswer", "OfflineQuestion", "OfflineTeacher", "TEACHER_NAME", "TraceError", "analyse_code", "build_harness"]
