@@ -25,9 +25,8 @@ start-up. Prefect's ephemeral API server is started once before any timing
 function; orchestration share is ``(flow - direct) / flow`` at the largest size
 with both runs. Peak memory is the largest sum of RSS over every process under
 this one (flow process, API server, Dask nanny and worker processes, sandbox
-servers and their children, the direct run's workers), sampled every 0.25 s;
-the peak of the sum of PSS (shared pages split between processes) is printed
-too.
+servers and their children, the direct run's workers), sampled every 0.25 s
+(shared pages count in every process that maps them: an upper bound).
 
 Last line: ``per_record_ratio_100k_vs_2k=<x> peak_rss_mb=<n> orchestration_share=<x>``
 (the ratio is largest size vs smallest size when ``--sizes`` says otherwise).
@@ -151,7 +150,8 @@ def write_corpus(path: Path, size: int) -> None:
 
 # ---- memory of the process tree -----------------------------------------------------
 class TreeMemory:
-    """Samples the summed RSS (and PSS) of this process and all its descendants."""
+    """Samples the summed RSS of this process and all its descendants (shared pages
+    count once per process, so this overstates the real footprint)."""
 
     def __init__(self) -> None:
         import psutil
@@ -159,32 +159,19 @@ class TreeMemory:
         self._psutil = psutil
         self.me = psutil.Process()
         self.peak_rss = 0
-        self.peak_pss = 0
         self.peak_procs = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="tree-memory", daemon=True)
 
-    def _pss(self, pid: int) -> int:
-        try:
-            with open(f"/proc/{pid}/smaps_rollup", "rb") as handle:
-                for line in handle:
-                    if line.startswith(b"Pss:"):
-                        return int(line.split()[1]) * 1024
-        except OSError:
-            pass
-        return 0
-
     def sample(self) -> None:
         procs = [self.me, *self.me.children(recursive=True)]
-        rss = pss = 0
+        rss = 0
         for proc in procs:
             try:
                 rss += proc.memory_info().rss
             except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
                 continue
-            pss += self._pss(proc.pid)
         self.peak_rss = max(self.peak_rss, rss)
-        self.peak_pss = max(self.peak_pss, pss)
         self.peak_procs = max(self.peak_procs, len(procs))
 
     def _loop(self) -> None:
@@ -195,7 +182,7 @@ class TreeMemory:
                 continue
 
     def reset(self) -> None:
-        self.peak_rss = self.peak_pss = self.peak_procs = 0
+        self.peak_rss = self.peak_procs = 0
 
     def __enter__(self) -> "TreeMemory":
         self._thread.start()
@@ -358,6 +345,7 @@ def main() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # workers inherit it: no start/stop chatter
     os.environ.setdefault("PREFECT_HOME", str(work / "prefect-home"))
     if args.shard_size:
         os.environ["CODEIO_SHARD_SIZE"] = str(args.shard_size)
@@ -385,7 +373,7 @@ def main() -> None:
                 os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / f'lineage-{size}.db'}"
                 row["flow_s"], row["flow_samples"], row["stages"] = run_flow(corpus)
                 memory.sample()
-                row["flow_peak_rss"], row["flow_peak_pss"], row["procs"] = memory.peak_rss, memory.peak_pss, memory.peak_procs
+                row["flow_peak_rss"], row["procs"] = memory.peak_rss, memory.peak_procs
                 rows.append(row)
                 _print_row(row)
                 shutil.rmtree(work / f"store-direct-{size}", ignore_errors=True)
@@ -410,7 +398,7 @@ def _print_row(row: dict[str, Any]) -> None:
     size = row["size"]
     line = (f"{size:>7} functions: flow {row['flow_s']:8.1f} s = {1e3 * row['flow_s'] / size:6.2f} ms/function "
             f"({row['flow_samples']} samples), peak RSS {row['flow_peak_rss'] / MiB:6.0f} MB "
-            f"(PSS {row['flow_peak_pss'] / MiB:.0f} MB, {row['procs']} processes)")
+            f"({row['procs']} processes at most)")
     if "direct_s" in row:
         share = (row["flow_s"] - row["direct_s"]) / row["flow_s"]
         line += (f"; direct {row['direct_s']:8.1f} s = {1e3 * row['direct_s'] / size:6.2f} ms/function "

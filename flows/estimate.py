@@ -39,12 +39,39 @@ ASSUMED_ANSWER_COMPLETION_TOKENS = 600
 ASSUMED_FEEDBACK_CHARS = 200  # execution feedback of a revision turn
 ASSUMED_GIVEN_JSON = json.dumps({"value": "x" * 40})  # a sampled input or output we cannot know before running
 TASK_MIXES = {"both": ("output", "input"), "input": ("input",), "output": ("output",)}
+PAIR_COLUMNS = ["function_id", "pair_index", "input", "output"]
+TALLY_FIELDS = ("requests", "cached", "prompt_tokens", "completion_tokens", "completion_tokens_max", "cost_usd",
+                "cost_usd_max")
+
+
+class _Tally:
+    """Running totals of one stage's requests, priced a function at a time so a
+    large corpus is never held in memory."""
+
+    def __init__(self, config: Any, completion_tokens: int) -> None:
+        self._config = config
+        self._completion = completion_tokens
+        self.values = {name: 0 for name in TALLY_FIELDS}
+        self.prices_known = True
+
+    def add(self, requests: list[ChatRequest], cached: int = 0) -> None:
+        from codeio.llm.openai_client import estimate_cost
+
+        estimate = estimate_cost(requests, self._config, None, self._completion)
+        for name in TALLY_FIELDS:
+            self.values[name] += estimate.get(name, 0)
+        self.values["cached"] += cached
+        self.prices_known = self.prices_known and estimate["prices_known"]
+
+    def scaled(self, factor: float) -> dict[str, Any]:
+        return {name: value * factor if name.startswith("cost") else int(round(value * factor))
+                for name, value in self.values.items()}
 
 
 def estimate_run(settings: Settings, sources: list[str], *, limit: int | None, teacher: str | None,
                  revision_rounds: int, pairs_per_function: int, task_mix: str, placement: str = "prompt",
                  first_round_pass_rate: float = 0.0) -> dict[str, Any]:
-    from codeio.llm.openai_client import LLMConfig, estimate_cost
+    from codeio.llm.openai_client import LLMConfig
     from flows.pipeline import llm_config, open_store, resolve_teacher
 
     teacher = resolve_teacher(settings, teacher)
@@ -54,85 +81,84 @@ def estimate_run(settings: Settings, sources: list[str], *, limit: int | None, t
     cache = store.kv("llm")
     templates = prompting.PromptTemplates.load(settings.prompt_dir)
     normalize_template = templates.texts.get("normalize_json" if settings.llm_json_mode else "normalize")
+    response_format = {"type": "json_object"} if settings.llm_json_mode else None
     tasks = TASK_MIXES[task_mix]
+    known_pairs = _stored_pairs(store, pairs_per_function)
+    placeholder_pairs = [(ASSUMED_GIVEN_JSON, ASSUMED_GIVEN_JSON)] * pairs_per_function
+    counts = {"raw_files": 0, "unified_functions": 0, "rejected_at_ingest": 0, "unparseable_cached": 0,
+              "instances_estimate": 0}
+    normalize = _Tally(config, ASSUMED_NORMALIZE_COMPLETION_TOKENS)
+    synthesize = _Tally(config, ASSUMED_ANSWER_COMPLETION_TOKENS)
+    revise = _Tally(config, ASSUMED_ANSWER_COMPLETION_TOKENS)
 
     def request(messages: list[dict[str, str]], **extra: Any) -> ChatRequest:
         return ChatRequest(messages=tuple(messages), model=settings.llm_model, temperature=settings.llm_temperature,
                            max_tokens=settings.llm_max_tokens, **extra)
 
-    def predictions(problem: str, io_description: str, main_code: str, given: list[tuple[str, str]]) -> list[ChatRequest]:
-        """Round-1 requests of one function, as build_prompts makes them: K pairs x tasks."""
-        out = []
-        for input_json, output_json in given[:pairs_per_function]:
-            for task in tasks:
-                out.append(request(prompting.build_prediction_messages(
-                    task=task, problem_statement=problem, io_description=io_description,
-                    given_json_text=input_json if task == "output" else output_json, main_code=main_code,
-                    placement=placement, templates=templates)))
-        return out
+    def function(function_id: str, problem: str, io_description: str, main_code: str,
+                 given: list[tuple[str, str]]) -> None:
+        """One function's round-1 requests, as build_prompts makes them (K pairs x tasks), and its revisions."""
+        pairs = known_pairs.get(function_id) or given
+        first = [request(prompting.build_prediction_messages(
+                     task=task, problem_statement=problem, io_description=io_description,
+                     given_json_text=input_json if task == "output" else output_json, main_code=main_code,
+                     placement=placement, templates=templates))
+                 for input_json, output_json in pairs[:pairs_per_function] for task in tasks]
+        counts["instances_estimate"] += len(first)
+        if teacher != "openai":
+            return
+        uncached = [r for r in first if cache.get(r.cache_key()) is None]
+        synthesize.add(uncached, cached=len(first) - len(uncached))
+        revise.add(_revision_requests(uncached, revision_rounds))
 
-    known_pairs = _stored_pairs(store)
-    counts = {"raw_files": 0, "unified_functions": 0, "rejected_at_ingest": 0, "unparseable_cached": 0}
-    normalize_requests: list[ChatRequest] = []
-    synth_requests: list[ChatRequest] = []
-    placeholder_pairs = [(ASSUMED_GIVEN_JSON, ASSUMED_GIVEN_JSON)] * pairs_per_function
     for outcome in read_sources(parse_source_specs(sources), limit):
         record = outcome.record
         if record is None:
             counts["rejected_at_ingest"] += 1
-            continue
-        if record["kind"] != "raw":
+        elif record["kind"] != "raw":
             counts["unified_functions"] += 1
             unified = json.loads(record["unified"])
-            given = known_pairs.get(normalize_stage._from_unified(record)["function_id"]) or [  # noqa: SLF001
-                (json.dumps(p.get("input")), json.dumps(p.get("output"))) for p in unified.get("ios") or []]
-            synth_requests += predictions(unified.get("problem_description") or "", unified.get("io_requirements") or "",
-                                          record["content"], given)
-            continue
-        counts["raw_files"] += 1
-        if not endpoint:
-            continue
-        response_format = {"type": "json_object"} if settings.llm_json_mode else None
-        normalization = request(parsing.build_normalize_messages(record["content"], template=normalize_template,
-                                                                 json_mode=settings.llm_json_mode),
-                                response_format=response_format)
-        normalize_requests.append(normalization)
-        parsed = _cached_normalization(cache.get(normalization.cache_key()), settings.llm_json_mode)
-        if isinstance(parsed, parsing.ParseFailure):
-            counts["unparseable_cached"] += 1
-        elif parsed is not None:
-            function = normalize_stage._function_record(  # noqa: SLF001 - the stage's own function id
-                record, parsed.main_code, parsed.io_description, parsed.generator_code, parsed.problem_statement,
-                None, "", None)
-            synth_requests += predictions(parsed.problem_statement, parsed.io_description, parsed.main_code,
-                                          known_pairs.get(function["function_id"]) or placeholder_pairs)
+            given = [(json.dumps(p.get("input")), json.dumps(p.get("output"))) for p in unified.get("ios") or []]
+            function_id = normalize_stage._from_unified(record)["function_id"]  # noqa: SLF001 - the stage's own id
+            function(function_id, unified.get("problem_description") or "", unified.get("io_requirements") or "",
+                     record["content"], given)
         else:
-            synth_requests += predictions("", "", record["content"], placeholder_pairs)
-    instances = len(synth_requests)
-    if teacher != "openai":
-        synth_requests = []
+            counts["raw_files"] += 1
+            if not endpoint:
+                continue  # rejected by normalize: raw code needs an LLM
+            normalization = request(parsing.build_normalize_messages(
+                record["content"], template=normalize_template, json_mode=settings.llm_json_mode),
+                response_format=response_format)
+            blob = cache.get(normalization.cache_key())
+            normalize.add([] if blob is not None else [normalization], cached=int(blob is not None))
+            parsed = _cached_normalization(blob, settings.llm_json_mode)
+            if isinstance(parsed, parsing.ParseFailure):
+                counts["unparseable_cached"] += 1
+            elif parsed is not None:
+                function_id = normalize_stage._function_record(  # noqa: SLF001 - the stage's own id
+                    record, parsed.main_code, parsed.io_description, parsed.generator_code, parsed.problem_statement,
+                    None, "", None)["function_id"]
+                function(function_id, parsed.problem_statement, parsed.io_description, parsed.main_code,
+                         placeholder_pairs)
+            else:
+                function("", "", "", record["content"], placeholder_pairs)
 
-    normalize_cost = estimate_cost(normalize_requests, config, cache, ASSUMED_NORMALIZE_COMPLETION_TOKENS)
-    synth_cost = estimate_cost(synth_requests, config, cache, ASSUMED_ANSWER_COMPLETION_TOKENS)
-    uncached = [r for r in synth_requests if cache.get(r.cache_key()) is None]
-    revise_requests = _revision_requests(uncached, revision_rounds, 1.0 - first_round_pass_rate)
-    revise_cost = estimate_cost(revise_requests, config, None, ASSUMED_ANSWER_COMPLETION_TOKENS)
-    parts = (normalize_cost, synth_cost, revise_cost)
-    prices_known = all(p["prices_known"] for p in parts)
-    cost = round(sum(p["cost_usd"] for p in parts), 6)
-    cost_max = round(sum(p["cost_usd_max"] for p in parts), 6)
+    wrong = max(0.0, min(1.0, 1.0 - first_round_pass_rate))
+    parts = {"normalize": normalize.scaled(1.0), "synthesize": synthesize.scaled(1.0),
+             "revise_upper_bound": revise.scaled(wrong)}
+    prices_known = normalize.prices_known and synthesize.prices_known and revise.prices_known
+    cost = round(sum(p["cost_usd"] for p in parts.values()), 6)
+    cost_max = round(sum(p["cost_usd_max"] for p in parts.values()), 6)
     budget = settings.llm_budget_usd
     return {
         "teacher": teacher, "model": settings.llm_model if teacher == "openai" or endpoint else "offline",
         **counts,
-        "instances_estimate": instances,
-        "requests": {"normalize": normalize_cost["requests"], "synthesize": synth_cost["requests"],
-                     "revise_upper_bound": revise_cost["requests"],
-                     "total": sum(p["requests"] for p in parts)},
-        "cached": {"normalize": normalize_cost["cached"], "synthesize": synth_cost["cached"]},
-        "prompt_tokens": sum(p["prompt_tokens"] for p in parts),
-        "completion_tokens": sum(p["completion_tokens"] for p in parts),
-        "completion_tokens_max": sum(p["completion_tokens_max"] for p in parts),
+        "requests": {name: p["requests"] for name, p in parts.items()}
+                    | {"total": sum(p["requests"] for p in parts.values())},
+        "cached": {"normalize": parts["normalize"]["cached"], "synthesize": parts["synthesize"]["cached"]},
+        "prompt_tokens": sum(p["prompt_tokens"] for p in parts.values()),
+        "completion_tokens": sum(p["completion_tokens"] for p in parts.values()),
+        "completion_tokens_max": sum(p["completion_tokens_max"] for p in parts.values()),
         "cost_usd": cost if prices_known else None,
         "cost_usd_max": cost_max if prices_known else None,
         "budget_usd": budget,
@@ -142,9 +168,10 @@ def estimate_run(settings: Settings, sources: list[str], *, limit: int | None, t
     }
 
 
-def _stored_pairs(store: Any) -> dict[str, list[tuple[str, str]]]:
-    """Pairs of earlier runs, by function id, from the store's complete collect_io
-    datasets (only the columns needed; the first dataset that has a function wins)."""
+def _stored_pairs(store: Any, per_function: int) -> dict[str, list[tuple[str, str]]]:
+    """The first pairs of each function from the store's complete collect_io
+    datasets (earlier runs), by function id: only the columns needed, at most
+    ``per_function`` pairs kept, the first dataset that has a function wins."""
     pairs: dict[str, list[tuple[int, str, str]]] = {}
     for key in store.dataset_keys("collect_io"):
         manifest = store.manifest("collect_io", key)
@@ -152,12 +179,13 @@ def _stored_pairs(store: Any) -> dict[str, list[tuple[str, str]]]:
             continue
         found: dict[str, list[tuple[int, str, str]]] = {}
         for part in range(int(manifest["parts"])):
-            frame = store.read_frame("collect_io", key, part, columns=["function_id", "pair_index", "input", "output"])
-            for row in frame.iter_rows():
-                found.setdefault(row[0], []).append((row[1], row[2], row[3]))
+            for function_id, index, input_json, output_json in store.read_frame(
+                    "collect_io", key, part, columns=PAIR_COLUMNS).iter_rows():
+                if function_id not in pairs:
+                    found.setdefault(function_id, []).append((index, input_json, output_json))
         for function_id, rows in found.items():
-            pairs.setdefault(function_id, rows)
-    return {function_id: [(i, o) for _, i, o in sorted(rows)] for function_id, rows in pairs.items()}
+            pairs[function_id] = sorted(rows)[:per_function]
+    return {function_id: [(i, o) for _, i, o in rows] for function_id, rows in pairs.items()}
 
 
 def _cached_normalization(blob: bytes | None, json_mode: bool):
@@ -171,12 +199,15 @@ def _cached_normalization(blob: bytes | None, json_mode: bool):
     return parsing.parse_normalization(text, json_mode=json_mode)
 
 
-def _revision_requests(first: list[ChatRequest], rounds: int, wrong_fraction: float) -> list[ChatRequest]:
-    """Round r's prompt is round r-1's plus an answer and its feedback; the wrong share of each round is revised."""
-    answer = "x" * (ASSUMED_ANSWER_COMPLETION_TOKENS * 4)
+def _revision_requests(first: list[ChatRequest], rounds: int) -> list[ChatRequest]:
+    """Every round's prompt is the previous one plus an answer and its feedback
+    (all answers wrong: the caller scales by the expected wrong share)."""
+    from codeio.llm.openai_client import CHARS_PER_TOKEN
+
+    answer = "x" * (ASSUMED_ANSWER_COMPLETION_TOKENS * CHARS_PER_TOKEN)
     feedback = "x" * ASSUMED_FEEDBACK_CHARS
     out: list[ChatRequest] = []
-    current = first[: int(round(len(first) * max(0.0, min(1.0, wrong_fraction))))]
+    current = first
     for _ in range(rounds):
         current = [ChatRequest(messages=r.messages + ({"role": "assistant", "content": answer},
                                                       {"role": "user", "content": feedback}),

@@ -22,7 +22,10 @@ manifest exists. Branches run at the same time on threads of the flow process;
 ``Orchestrator.run_stage`` holds a per-process claim on each dataset key, so a
 shared dataset is still computed by one branch only (the others wait and reuse
 it). Ingest, which the pipeline runs outside the orchestrator, is done once by
-the sweep itself before the branches fan out.
+the sweep itself before the branches fan out. Without a configured Dask
+scheduler the sweep starts one LocalCluster that all branches share. Claims are
+per process: two sweeps in different processes on the same store may both
+compute a dataset they both need (same key, same content, shards idempotent).
 
 Output: a comparison table (CSV, Markdown, Prefect table artifact) and a PNG
 of verdict outcomes per revision round per branch.

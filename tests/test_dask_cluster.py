@@ -33,11 +33,17 @@ LIMIT = 8
 SANDBOX_SERVER = "codeio.sandbox.server"
 
 
-@dataclass(frozen=True)
+@dataclass
 class DaskCluster:
     address: str
     dashboard: str
     workdir: Path
+    procs: list[subprocess.Popen]
+
+    def stop(self) -> None:
+        """Workers first, then the scheduler (idempotent)."""
+        for proc in reversed(self.procs):
+            _stop(proc)
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -63,22 +69,21 @@ def dask_cluster(tmp_path_factory) -> Iterator[DaskCluster]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CODEIO_", "AWS_"))}
     env["DASK_TEMPORARY_DIRECTORY"] = str(workdir / "scratch")
     logs = [open(workdir / name, "wb") for name in ("scheduler.log", "worker.log")]  # noqa: SIM115
-    procs: list[subprocess.Popen] = []
+    cluster = DaskCluster(address, f"http://{HOST}:{dashboard_port}", workdir, [])
     try:
-        procs.append(subprocess.Popen(
+        cluster.procs.append(subprocess.Popen(
             [str(DASK), "scheduler", "--host", HOST, "--port", str(port),
              "--dashboard-address", f"{HOST}:{dashboard_port}"],
             cwd=workdir, env=env, stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True))
-        procs.append(subprocess.Popen(
+        cluster.procs.append(subprocess.Popen(
             [str(DASK), "worker", address, "--nworkers", str(WORKER_PROCESSES), "--nthreads", "1",
              "--memory-limit", "2GiB", "--host", HOST, "--local-directory", str(workdir / "scratch")],
             cwd=workdir, env=env, stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True))
         with Client(address, timeout=START_TIMEOUT_S) as client:
             client.wait_for_workers(WORKER_PROCESSES, timeout=START_TIMEOUT_S)
-        yield DaskCluster(address, f"http://{HOST}:{dashboard_port}", workdir)
+        yield cluster
     finally:
-        for proc in reversed(procs):
-            _stop(proc)
+        cluster.stop()
         for log in logs:
             log.close()
 
@@ -232,3 +237,32 @@ def test_default_local_cluster(local_rows, base_env, toy_sources, monkeypatch):
     summary = run_in_flow(base_env / "cluster.jsonl", toy_sources)
     assert read_rows(base_env / "cluster.jsonl") == local_rows
     assert all(s["shards_computed"] == s["parts"] for s in summary["stages"] if s["stage"] != "ingest")
+
+
+def test_worker_sandboxes_end_with_the_workers(dask_cluster):
+    """Stopping the workers (last in this module) leaves no fork server behind:
+    each pool dies with the worker process that owns it."""
+    from distributed import Client
+
+    def use_the_sandbox() -> int:
+        """A shard task's first sandbox call in this worker (the pool exists already
+        when the pipeline test ran here)."""
+        from codeio.execution import run_one
+        from codeio.sandbox import SandboxConfig
+        from storage.store import StoreSpec
+        from tasks import resources
+
+        runtime = resources.RuntimeSpec(store=StoreSpec(os.getcwd()), sandbox=SandboxConfig(workers=1),
+                                        llm=None, exec_cache=False)
+        run_one(resources.sandbox(runtime), "def main_solution(x):\n    return x + 1\n", '{"x": 1}',
+                limits=runtime.sandbox.limits)
+        return os.getpid()
+
+    with Client(dask_cluster.address, timeout=START_TIMEOUT_S) as client:
+        worker_pids = set(client.run(use_the_sandbox).values())
+    assert worker_pids <= set(sandbox_server_parents().values())
+    dask_cluster.stop()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while worker_pids & set(sandbox_server_parents().values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not worker_pids & set(sandbox_server_parents().values())

@@ -66,3 +66,30 @@ def test_second_night_processes_only_new_rows(env, prefect_harness):
     new_ids = {s["source_id"] for s in everything[len(night1):]}
     assert len(new_ids) == 2 and not new_ids & {s["source_id"] for s in night1}
     assert second["total_samples"] == len(everything)
+
+
+def test_delta_files_keep_source_ids_and_origins(tmp_path):
+    """Rows re-read from a delta file are the same sources (same content hash) with the
+    same origin paths, for raw files of a folder and for unified rows."""
+    from codeio.sources import parse_source_specs, read_sources
+    from flows.nightly import new_records, write_delta
+
+    folder = tmp_path / "repo"
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "pkg" / "a.py").write_text("def f(x):\n    return x + 1\n")
+    (folder / "b.py").write_text("def g(s):\n    return s[::-1]\n")
+    specs = parse_source_specs([f"dir:{folder}", f"unified:{CORPUS}"])
+    fresh, total, already = new_records(specs, seen=set(), limit=4)
+    assert (len(fresh), already) == (4, 0) and total > 4
+    delta = write_delta(fresh, tmp_path / "state")
+    assert [spec.split(":", 1)[0] for spec in delta] == ["unified", "jsonl"]
+    assert write_delta(fresh, tmp_path / "state") == delta  # named by content: the same night, the same files
+    again = [o.record for o in read_sources(parse_source_specs(delta))]
+    assert sorted(r["source_id"] for r in again) == sorted(r["source_id"] for r in fresh)
+    def raw_paths(records):
+        return sorted(json.loads(r["origin"])["path"] for r in records if r["kind"] == "raw")
+
+    assert raw_paths(again) == raw_paths(fresh) and [p.rsplit("/", 1)[-1] for p in raw_paths(again)] == ["b.py", "a.py"]
+    seen = {r["source_id"] for r in fresh[:2]}
+    rest, _, already = new_records(specs, seen=seen, limit=None)
+    assert already == 2 and not {r["source_id"] for r in rest} & seen

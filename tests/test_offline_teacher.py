@@ -293,3 +293,39 @@ def test_every_corpus_function_gets_a_verified_offline_answer(teacher):
                 assert values_match(got.value, pair["output"]), name
             else:
                 assert got.value == pair["input"], name
+
+
+STATEFUL = '''
+from functools import lru_cache
+import random
+
+calls = []
+
+@lru_cache(maxsize=None)
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+def main_solution(n, seen=[]):
+    seen.append(n)
+    calls.append(n)
+    return {"fib": fib(n), "seen": len(seen), "calls": len(calls), "draw": random.randint(0, 10**6)}
+'''
+
+
+def test_a_batch_reads_exactly_like_answers_traced_one_by_one(teacher):
+    """One sandbox batch per function: module state (caches, mutable defaults,
+    counters) and the seeded random stream never leak from one traced call to the next."""
+    from codeio.teachers.offline import OfflineQuestion
+
+    inputs = [{"n": 7}, {"n": 9}, {"n": 7}]
+    questions = [OfflineQuestion(task, json.dumps(inp), "null", feedback)
+                 for inp in inputs for task in ("output", "input") for feedback in (None, "try again")]
+    batch = teacher.answer_batch(STATEFUL, questions)
+    alone = [teacher.answer(q.task, STATEFUL, q.input_json, q.output_json, feedback=q.feedback) for q in questions]
+    assert [(a.ok, a.text, a.error) for a in batch] == [(a.ok, a.text, a.error) for a in alone]
+    assert all(a.ok for a in batch)
+    assert extract_answer(batch[4].text, "output").value["seen"] == 1  # the third call did not see the first two
+    failing = teacher.answer_batch("def main_solution(x):\n    return 1 // x\n",
+                                   [OfflineQuestion("output", '{"x": 0}', "0"), OfflineQuestion("output", '{"x": 2}', "0")])
+    assert not failing[0].ok and "ZeroDivisionError" in failing[0].error
+    assert failing[1].ok and extract_answer(failing[1].text, "output").value == 0

@@ -258,7 +258,15 @@ def test_pipeline_on_s3_and_postgres_equals_embedded_defaults(prefect_harness, s
     # lineage in PostgreSQL: the run, its datasets at their S3 URIs, and no credentials
     dump = pg_dump_text(pg_database)
     assert f"s3://{bucket}/codeio/datasets/assemble/" in dump and server.endpoint_url in dump
-    assert '"s3_key": "**set**"' in dump or "**redacted**" in dump
+    engine = create_engine(pg_database)
+    try:
+        with engine.connect() as conn:
+            (run_settings,) = conn.execute(text("SELECT settings FROM runs")).scalars().all()
+    finally:
+        engine.dispose()
+    assert run_settings["store"] == f"s3://{bucket}/codeio"
+    assert run_settings["s3_key"] in ("**set**", "**redacted**")
+    assert run_settings["s3_secret"] in ("**set**", "**redacted**")
     assert not any(secret in dump for secret in SECRETS)
 
     # no credentials in logs, printed output, samples or any stored object

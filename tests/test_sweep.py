@@ -65,7 +65,7 @@ def test_cli_rejects_a_bad_grid_before_running(tmp_path):
 
 def test_concurrent_branches_compute_shared_datasets_once(env, prefect_harness):
     grid = parse_grid({
-        "name": "t", "sources": ["sample"], "limit": 8, "max_parallel_branches": 4,
+        "name": "t", "sources": ["sample"], "limit": 5, "max_parallel_branches": 4,
         "base": {"teacher": "offline", "revision_rounds": 1},
         "grid": {"rejection_sampling": [False, True], "pairs_per_function": [2, 3]},
         "branches": [{"name": "gt", "wrong_answer_policy": "ground_truth", "instance_fraction": 0.5}],
@@ -133,7 +133,7 @@ def test_sweep_flow_publishes_the_table_artifact_and_reruns_reuse_everything(env
     grid_file = env / "grid.yaml"
     grid_file.write_text(yaml.safe_dump({
         "name": "flow", "sources": ["unified:" + str(Path(__file__).resolve().parents[1] / "codeio/corpus/unified.jsonl")],
-        "limit": 4, "max_parallel_branches": 3, "grid": {"task_mix": ["both", "input", "output"]}}))
+        "limit": 3, "max_parallel_branches": 3, "grid": {"task_mix": ["both", "input", "output"]}}))
     first = codeio_ablation_sweep(grid=str(grid_file), out_dir=str(env / "out1"))
     assert [r["branch"] for r in first["rows"]] == ["mix=both", "mix=input", "mix=output"]
     assert first["rows"][0]["samples"] == first["rows"][1]["samples"] + first["rows"][2]["samples"]
