@@ -164,7 +164,7 @@ def _parse_object_at(
 ) -> tuple[dict[str, Any] | None, int]:
     try:
         value, end = decoder.raw_decode(text, start)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also over-long integers
         value, end = None, start
     if isinstance(value, dict):
         return value, end
@@ -220,7 +220,7 @@ def parse_lenient(span: str) -> Any:
         return None
     try:
         return json.loads(span, strict=False)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also over-long integers
         pass
     try:
         return ast.literal_eval(span)

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
         for name, field in type(self).model_fields.items():
             if field.annotation is not None and "SecretStr" in str(field.annotation):
                 data[name] = "**set**" if getattr(self, name) is not None else None
+        # fsspec options may carry credentials (key, secret, token, ...): keep only their names
+        data["storage_options"] = sorted(self.storage_options)
         return data
 
 

@@ -138,7 +138,8 @@ def _read_dir(source: SourceSpec, max_bytes: int) -> Iterator[ReadOutcome]:
 
 
 def posixpath_join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p)
+    joined = "/".join(p.strip("/") for p in parts if p)
+    return "/" + joined if parts and parts[0].startswith("/") else joined
 
 
 UNIFIED_REQUIRED = ("refcode", "ios")
@@ -153,7 +154,7 @@ def _read_jsonl(source: SourceSpec, max_bytes: int) -> Iterator[ReadOutcome]:
                 continue
             try:
                 row = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            except (ValueError, RecursionError) as error:  # bad JSON, bad UTF-8, over-long integers
                 yield ReadOutcome(None, reject(record_id, "malformed_row", f"not JSON: {error}"))
                 continue
             if not isinstance(row, dict):

@@ -71,6 +71,14 @@ def llm_config(settings: Settings, teacher: str):
     return LLMConfig.from_settings(settings, api_key="", backoff_base_s=settings.llm_backoff_base_s)
 
 
+def local_workers(settings: Settings) -> int:
+    """Worker processes of the embedded LocalCluster: CODEIO_DASK_WORKERS, else one
+    single-threaded process per core this process may use (0: threads, no cluster)."""
+    if settings.dask_workers is not None:
+        return settings.dask_workers
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def llm_processes(settings: Settings, parts: int) -> int:
     """How many processes may call the endpoint at once in a stage of ``parts``
     shards (each keeps its own spend): the flow process for the thread-pool
@@ -78,7 +86,7 @@ def llm_processes(settings: Settings, parts: int) -> int:
     existing scheduler."""
     if settings.dask_address:
         return max(1, parts)
-    workers = settings.dask_workers if settings.dask_workers is not None else min(2, os.cpu_count() or 1)
+    workers = local_workers(settings)
     return 1 if workers == 0 else max(1, min(workers, parts))
 
 
@@ -115,7 +123,7 @@ def make_task_runner(settings: Settings):
         from prefect_dask import DaskTaskRunner
 
         return DaskTaskRunner(address=settings.dask_address)
-    workers = settings.dask_workers if settings.dask_workers is not None else min(2, os.cpu_count() or 1)
+    workers = local_workers(settings)
     if workers == 0:
         return ThreadPoolTaskRunner(max_workers=2)
     from prefect_dask import DaskTaskRunner

@@ -4,6 +4,7 @@ artifacts, stored with the run in lineage."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -139,5 +140,8 @@ def publish_artifacts(summary: dict[str, Any]) -> None:
                {"rejects_by_reason": _reasons(s["rejects_by_reason"], 10)} for s in summary["stages"]],
         key="codeio-stages", description="records per stage")
     uri = summary["samples_dataset"]["uri"]
-    if "://" in uri:
-        create_link_artifact(link=uri, link_text="final samples", key="codeio-samples")
+    link = uri if "://" in uri else Path(uri).resolve().as_uri()
+    create_link_artifact(link=link, link_text="final samples", key="codeio-samples")
+    for fmt, path in summary.get("exported", {}).items():
+        target = path if "://" in path else Path(path).resolve().as_uri()
+        create_link_artifact(link=target, link_text=f"exported samples ({fmt})", key=f"codeio-export-{fmt}")

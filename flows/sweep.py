@@ -51,7 +51,7 @@ import yaml
 from prefect import flow, get_run_logger
 
 from codeio.settings import Settings, load_settings
-from flows.pipeline import TASK_MIXES, open_store, run_pipeline
+from flows.pipeline import TASK_MIXES, local_workers, open_store, run_pipeline
 
 # Ablation axes and what the pipeline accepts on each.
 AXES: dict[str, Any] = {
@@ -245,7 +245,7 @@ def shared_cluster(settings: Settings) -> Iterator[Settings]:
         return
     from distributed import LocalCluster
 
-    workers = settings.dask_workers if settings.dask_workers is not None else min(2, os.cpu_count() or 1)
+    workers = local_workers(settings)
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                       dashboard_address="127.0.0.1:0") as cluster:
         yield settings.model_copy(update={"dask_address": cluster.scheduler_address})

@@ -44,7 +44,6 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
@@ -421,6 +420,9 @@ def up() -> int:
         print(f"stack: {error}", file=sys.stderr)
         stop(stack)
         return 1
+    except BaseException:  # anything unexpected (or Ctrl-C): leave nothing half-started
+        stop(stack)
+        raise
     print(stack.exports())
     return 0
 

@@ -220,7 +220,9 @@ class StoreCache:
         self.namespace = namespace
 
     def _rel(self, key: str) -> str:
-        return posixpath.join("cache", self.namespace, key[:2], key)
+        # fan out on the hash, not on a prefix such as "exec:", so no folder grows huge
+        digest = key.rsplit(":", 1)[-1]
+        return posixpath.join("cache", self.namespace, digest[:2], key)
 
     def get(self, key: str) -> bytes | None:
         return self.store.read_bytes(self._rel(key))

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import pytest
 from conftest import TOY, needs_toy
-from s3_server import free_port, moto_s3  # noqa: F401 - the fixture
+from s3_server import TEST_KEY, TEST_SECRET, free_port, moto_s3  # noqa: F401 - the fixture
 
 from codeio.settings import load_settings
 
@@ -203,6 +203,11 @@ def test_pipeline_on_a_dask_scheduler_with_two_worker_processes(dask_cluster, mo
     parents = set(sandbox_server_parents().values())
     assert with_sandbox <= parents, (with_sandbox, parents)
     assert all("llm" not in info["resources"] for info in after.values())  # offline teacher: no client
+
+    # the credentials reached the workers inside the store spec, and no log shows them
+    for log in ("scheduler.log", "worker.log"):
+        text = (dask_cluster.workdir / log).read_text(errors="replace")
+        assert TEST_KEY not in text and TEST_SECRET not in text, log
 
     # the dashboard (bokeh) serves the status page
     with urllib.request.urlopen(f"{dask_cluster.dashboard}/status", timeout=30) as response:

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from codeio.answers import values_match
+from codeio.answers import canonical_json, values_match
 from codeio.execution import ExecStatus, Executor, Limits, RunRequest, SampleRequest
+from codeio.sandbox.sizecheck import size_violation
 from codeio.records import IO_PAIR, UNIFIED_FUNCTION, dumps, reject, stable_id
 from codeio.stages.base import StageOutput
 
@@ -163,19 +164,19 @@ def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Execu
     inputs: list[str] = []
     expected: list[Any] = []
     for index, pair in enumerate(given):
-        if not isinstance(pair.get("input"), dict):
-            dropped.append(reject(f"{function_id}#pair{index}", "pair_input_not_a_dict", dumps(pair.get("input"))))
-            continue
-        if not is_finite_value(pair.get("output")):
-            dropped.append(reject(f"{function_id}#pair{index}", "pair_non_finite_output", dumps(pair.get("output"))))
+        pair_ref = f"{function_id}#pair{index}"
+        problem = _given_pair_problem(pair, inputs)
+        if problem is not None:
+            dropped.append(reject(pair_ref, problem, dumps(pair.get("input"))[:500]))
             continue
         inputs.append(dumps(pair["input"]))
         expected.append(pair["output"])
     if not inputs:
         return [], reject(function_id, "no_valid_pairs", f"dropped: {_count(dropped)}"), dropped
     results = executor.run(
+        # every given pair gets its own chance: a slow pair must not drop the ones after it
         RunRequest(code=function["main_code"], inputs_json=tuple(inputs), limits=_limits(config, config.call_timeout_s),
-                   stop_on_fatal=True, seed=config.seed)
+                   stop_on_fatal=False, seed=config.seed)
     )
     kept: list[tuple[str, str]] = []
     for index, (input_json, want, result) in enumerate(zip(inputs, expected, results)):
@@ -197,6 +198,23 @@ def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Execu
     return kept, None, dropped
 
 
+def _given_pair_problem(pair: dict[str, Any], seen_inputs: list[str]) -> str | None:
+    """The checks sampled pairs get inside the sandbox, applied to given pairs:
+    a dict input, new, finite, within the size limits; a finite output."""
+    value = pair.get("input")
+    if not isinstance(value, dict):
+        return "pair_input_not_a_dict"
+    if dumps(value) in seen_inputs:
+        return "pair_duplicate_input"
+    if not is_finite_value(value):
+        return "pair_non_finite_input"
+    if size_violation(value) is not None:
+        return "pair_input_too_large"
+    if not is_finite_value(pair.get("output")):
+        return "pair_non_finite_output"
+    return None
+
+
 def _recheck(function: dict[str, Any], pairs: list[tuple[str, str]], config: CollectConfig, executor: Executor):
     """Run every kept input again with other seeds; a different result rejects the function."""
     results = executor.run(
@@ -208,7 +226,9 @@ def _recheck(function: dict[str, Any], pairs: list[tuple[str, str]], config: Col
         if not result.ok:
             return reject(function["function_id"], f"recheck_failed:{_failure_reason(result.error_type, result.error_message, result.status)}",
                           f"input {input_json}: {result.describe()}")
-        if not values_match(json.loads(result.value_json), json.loads(output_json)):
+        again = canonical_json(json.loads(result.value_json))
+        if again is None or again != canonical_json(json.loads(output_json)):
+            # exact: the paper keeps only functions whose re-run gives the same output
             return reject(function["function_id"], "nondeterministic",
                           f"input {input_json}: first {output_json}, re-run {result.value_json}")
     return None

@@ -109,7 +109,10 @@ def _normalize_with_llm(raw: list[dict[str, Any]], config: NormalizeConfig, llm:
             detail = f"{result.error}\n---\n{result.text or ''}"
             out.rejects.append(reject(source["source_id"], f"llm_failed:{_short(result.error)}", detail))
             continue
-        parsed = parsing.parse_normalization(result.text, json_mode=config.json_mode)
+        try:
+            parsed = parsing.parse_normalization(result.text, json_mode=config.json_mode)
+        except (ValueError, SyntaxError, RecursionError, MemoryError) as error:
+            parsed = parsing.ParseFailure("parser_error", f"{type(error).__name__}: {error}")
         if isinstance(parsed, parsing.ParseFailure):
             out.rejects.append(reject(source["source_id"], f"unparseable:{parsed.reason}", f"{parsed.detail}\n---\n{result.text}"))
             continue

@@ -386,13 +386,13 @@ class OfflineTeacher:
                 failure = OfflineAnswer("", False, f"offline teacher could not trace the function: {error}")
                 for index in parsed:
                     answers[index] = failure
-                return [a for a in answers if a is not None]
+                return _filled(answers)
             distinct = list(dict.fromkeys(questions[index].input_json for index in parsed))
             traces = self.trace_many(main_code, code_map, distinct)
             for index, (inputs, expected) in parsed.items():
                 question = questions[index]
                 answers[index] = _written(question, code_map, inputs, expected, traces[question.input_json])
-        return [a for a in answers if a is not None]
+        return _filled(answers)
 
     def trace(self, main_code: str, code_map: CodeMap, input_json: str) -> dict[str, Any]:
         found = self.trace_many(main_code, code_map, [input_json])[input_json]
@@ -412,6 +412,12 @@ class OfflineTeacher:
             error = TraceError("the executor returned no result")
             return {input_json: error for input_json in inputs_json}
         return {input_json: _checked_trace(call) for input_json, call in zip(inputs_json, results)}
+
+
+def _filled(answers: list[OfflineAnswer | None]) -> list[OfflineAnswer]:
+    """One answer per question, in order (every slot is set above; this keeps the
+    positions aligned even if that ever changes)."""
+    return [a if a is not None else OfflineAnswer("", False, "not answered") for a in answers]
 
 
 def _checked_trace(call: CallResult) -> dict[str, Any] | TraceError:
