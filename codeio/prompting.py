@@ -54,6 +54,10 @@ REQUIRED_TEMPLATES = (
 )
 
 # Verdict statuses that get feedback (records.VERDICT); llm_failed reads as "no answer".
+# Which templates each stage renders (their texts enter that stage's dataset key).
+PROMPT_TEMPLATES = (*PREDICTION_TEMPLATES.values(), CODE_IN_PROMPT, CODE_IN_RESPONSE)
+FEEDBACK_TEMPLATES = (FEEDBACK_SUCCESS, *FEEDBACK_MISMATCH.values(), FEEDBACK_NO_ANSWER, FEEDBACK_EXCEPTION,
+                      FEEDBACK_TIMEOUT, FEEDBACK_REDO)
 FEEDBACK_STATUSES = ("success", "mismatch", "no_answer", "exception", "timeout", "llm_failed")
 NO_ANSWER_REASONS = {
     "no_json": "no JSON object was found",

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("CODEIO_LLM_API_KEY", "OPENAI_API_KEY")
     )
     llm_model: str = "deepseek-chat"
+    # the model that normalizes raw files (default: llm_model); a teacher comparison
+    # that changes only llm_model then keeps the same functions, pairs and prompts
+    normalize_model: str | None = None
     llm_timeout: float = Field(default=120.0, gt=0)
     llm_temperature: float = 0.7
     llm_max_tokens: int = 4096

@@ -47,8 +47,15 @@ def run(
     """Run the pipeline (reusing every dataset already in the store)."""
     _quiet_prefect()
     from codeio.settings import load_settings
+    from codeio.prompting import TemplateError
     from codeio.sources import SourceSpecError
 
+    for name, value, allowed in (("--teacher", teacher, (None, "offline", "openai")),
+                                 ("--task-mix", task_mix, ("both", "input", "output")),
+                                 ("--placement", placement, ("prompt", "response", "none")),
+                                 ("--wrong-answers", wrong_answers, ("keep", "ground_truth"))):
+        if value not in allowed:
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(a for a in allowed if a)}", param_hint=name)
     settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model)
     if dry_run:
         from flows.estimate import estimate_run, render_estimate
@@ -68,7 +75,7 @@ def run(
             wrong_answer_policy=wrong_answers, instance_fraction=instance_fraction, out=out, store=store,
             export_formats=fmt, show_progress=not as_json,
         )
-    except SourceSpecError as error:
+    except (SourceSpecError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
     if as_json:

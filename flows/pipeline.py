@@ -189,7 +189,7 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     llm = llm_config(settings, teacher)
     runner = make_task_runner(settings)
     runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=llm,
-                          prompt_dir=settings.prompt_dir)
+                          templates=templates)
     orchestrator = Orchestrator(store, runtime, lineage, run_id, bars)
 
     # ingest runs here: the source paths are local to the flow process
@@ -204,11 +204,17 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
 
     with runner:
         orchestrator.submit = lambda task, job: runner.submit(task, {"job": job})
-        norm_cfg = normalize.NormalizeConfig(
-            teacher="openai" if llm is not None else "offline", model=settings.llm_model if llm is not None else "",
-            temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens,
-            template_hash=templates.content_hash,
-            json_mode=settings.llm_json_mode)
+        raw_sources = sum(int((m.get("stats") or {}).get("raw", 0)) for m in markers)
+        if raw_sources == 0:
+            # unified rows only pass through: no LLM setting may re-key them (and all of collect_io)
+            norm_cfg = normalize.NormalizeConfig(teacher="none", model="")
+        else:
+            norm_cfg = normalize.NormalizeConfig(
+                teacher="openai" if llm is not None else "offline",
+                model=(settings.normalize_model or settings.llm_model) if llm is not None else "",
+                temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens,
+                template_hash=templates.hash_of(["normalize_json" if settings.llm_json_mode else "normalize"]),
+                json_mode=settings.llm_json_mode)
         apply_remaining_budget(orchestrator, settings, parts)
         functions = orchestrator.run_stage("normalize", normalize.VERSION, normalize_task, norm_cfg,
                                            {"sources": sources_ref}, parts)
@@ -219,13 +225,15 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                                        {"functions": functions}, parts,
                                        options={"environment": environment_fingerprint(runtime.sandbox.preload)})
         prompt_cfg = build_prompts.PromptConfig(pairs_per_function=pairs_per_function, tasks=TASK_MIXES[task_mix],
-                                                placement=placement, template_version=templates.label, template_hash=templates.content_hash)
+                                                placement=placement, template_version=templates.label,
+                                                template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES))
         instances = orchestrator.run_stage("build_prompts", build_prompts.VERSION, build_prompts_task, prompt_cfg,
                                            {"functions": functions, "pairs": pairs}, parts)
         teacher_cfg = synthesize.TeacherConfig(
             teacher=teacher, model="offline" if teacher == "offline" else settings.llm_model,
             temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens)
-        verify_cfg = verify.VerifyConfig(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb)
+        verify_cfg = verify.VerifyConfig(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb,
+                                         template_hash=templates.hash_of(prompting.FEEDBACK_TEMPLATES))
         history: dict[str, Any] = {}
         for round_number in range(1, revision_rounds + 2):
             stage_name = "synthesize" if round_number == 1 else "revise"

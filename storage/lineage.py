@@ -60,6 +60,9 @@ SECRET_NAME_PARTS = ("key", "secret", "password", "token")
 NON_SECRET_NAMES = ("prompt_tokens", "completion_tokens", "total_tokens", "max_tokens", "tokens_per_minute")
 # user:password@ inside any URL-looking string (database URLs, proxies).
 URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^/\s:@]*:)(?P<password>[^/\s@]+)(?P<tail>@)")
+# ?api_key=... / &token=... / &X-Amz-Signature=... query parameters in any URL-looking string.
+URL_SECRET_PARAM = re.compile(r"(?P<head>[?&][^=&\s]*(?:key|secret|password|token|signature|sig)[^=&\s]*=)[^&\s]+",
+                              re.IGNORECASE)
 
 # stage_runs columns fed from the ``llm`` usage dict (codeio.llm.base.UsageTotals.as_dict()).
 LLM_INT_COLUMNS = {
@@ -102,7 +105,10 @@ def _to_json(value: Any, scrub: bool) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, str):
-        return URL_PASSWORD.sub(r"\g<head>" + REDACTED + r"\g<tail>", value) if scrub else value
+        if not scrub:
+            return value
+        value = URL_PASSWORD.sub(r"\g<head>" + REDACTED + r"\g<tail>", value)
+        return URL_SECRET_PARAM.sub(r"\g<head>" + REDACTED, value)
     if isinstance(value, Enum):
         return _to_json(value.value, scrub)
     if isinstance(value, datetime | date):
@@ -349,7 +355,8 @@ class LineageDB:
             result = session.execute(
                 update(Run)
                 .where(Run.id == run_id)
-                .values(status=status, finished_at=_now(), summary=_to_json(dict(summary), scrub=False), error=error)
+                .values(status=status, finished_at=_now(), summary=_to_json(dict(summary), scrub=False),
+                        error=scrub_secrets(error) if error is not None else None)
             )
             if result.rowcount == 0:
                 raise LookupError(f"no run {run_id!r}")

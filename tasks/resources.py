@@ -30,7 +30,7 @@ class RuntimeSpec:
     sandbox: Any  # codeio.sandbox.SandboxConfig
     llm: Any | None  # codeio.llm.LLMConfig, None when no endpoint is configured
     parallelism: int = 0  # sandbox batches in flight per process; 0: size to this process's share of cores
-    prompt_dir: str | None = None
+    templates: Any = None  # codeio.prompting.PromptTemplates, loaded once by the flow (workers may not see its folder)
     exec_cache: bool = True
     # the LLM client counts spend per object: a budgeted stage of a run gets its own ("run/stage"), so a
     # long-lived worker never charges one run's spend to another's budget; "" shares one client
@@ -117,7 +117,7 @@ def offline_teacher(runtime: RuntimeSpec, limits: Limits):
 def templates(runtime: RuntimeSpec):
     from codeio.prompting import PromptTemplates
 
-    return _get("templates", runtime.prompt_dir, lambda: PromptTemplates.load(runtime.prompt_dir))
+    return runtime.templates if runtime.templates is not None else PromptTemplates.load()
 
 
 def close_all() -> None:

@@ -27,7 +27,7 @@ NEEDS_LLM_MESSAGE = (
 
 @dataclass(frozen=True)
 class NormalizeConfig:
-    teacher: str  # "openai" or "offline" (offline cannot normalize raw code)
+    teacher: str  # "openai", "offline" (cannot normalize raw code) or "none" (the shard holds no raw file)
     model: str
     temperature: float = 0.7
     max_tokens: int = 4096

@@ -31,6 +31,7 @@ class VerifyConfig:
     timeout_s: float = 5.0
     memory_mb: int = 1024
     seed: int = 0
+    template_hash: str = ""  # the feedback templates' texts: rewording them re-verifies
 
 
 def verify_shard(
