@@ -20,8 +20,9 @@ synthesize (offline teacher) -> verify -> assemble twice, in this process run:
 
 Both start from an empty store of their own (so neither reuses the other's
 execution cache) and do the same work; both times include their worker
-start-up. Prefect's ephemeral API server is started once before any timing
-(production has a server running). Per-record cost is the flow's seconds per
+start-up. Prefect's ephemeral API server is started once before any timing and
+its URL is handed to the worker processes as PREFECT_API_URL (production has a
+server running and sets that variable; see ``share_api_server``). Per-record cost is the flow's seconds per
 function; orchestration share is ``(flow - direct) / flow`` at the largest size
 with both runs. Peak memory is the largest sum of RSS over every process under
 this one (flow process, API server, Dask nanny and worker processes, sandbox
@@ -265,19 +266,20 @@ def run_direct(corpus: Path, store_url: str, settings: Any, workers: int) -> tup
     # each process gets the sandbox batches a Dask worker of the flow gets: its share of the cores
     per_process = max(1, (os.cpu_count() or 1) // workers)
     runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None, parallelism=per_process,
-                          prompt_dir=settings.prompt_dir)
+                          templates=templates)
     specs = parse_source_specs([f"unified:{corpus}"])
     sources, _ = ingest_task.fn(specs, ingest_config(specs, None, settings.shard_size), store)
     parts = sources.parts
     configs = {
-        "normalize": normalize.NormalizeConfig(teacher="offline", model="", template_hash=templates.content_hash),
+        "normalize": normalize.NormalizeConfig(teacher="none", model=""),  # unified rows only pass through
         "collect_io": collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,
                                                call_timeout_s=settings.exec_timeout_s,
                                                memory_mb=settings.exec_memory_mb),
         "build_prompts": build_prompts.PromptConfig(template_version=templates.label,
-                                                    template_hash=templates.content_hash),
+                                                    template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES)),
         "synthesize": synthesize.TeacherConfig(teacher="offline", model="offline"),
-        "verify": verify.VerifyConfig(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb),
+        "verify": verify.VerifyConfig(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb,
+                                      template_hash=templates.hash_of(prompting.FEEDBACK_TEMPLATES)),
         "assemble": assemble.AssembleConfig(revision_rounds=0),
     }
     keys = {stage: f"direct-{stage}" for stage in configs}
@@ -329,6 +331,19 @@ def warm_prefect() -> float:
     return time.perf_counter() - start
 
 
+def share_api_server() -> None:
+    """Give the task runner's worker processes this process's API server, as
+    production does with PREFECT_API_URL. Without it every Dask worker process
+    starts an ephemeral server of its own (about 220 MB and several seconds each,
+    and its task runs land in a database nobody reads)."""
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value() and not os.environ.get("PREFECT_API_URL"):
+        from prefect.server.api.server import SubprocessASGIServer
+
+        os.environ["PREFECT_API_URL"] = SubprocessASGIServer().api_url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=",".join(str(s) for s in DEFAULT_SIZES),
@@ -359,6 +374,7 @@ def main() -> None:
     try:
         with TreeMemory() as memory:
             print(f"prefect warm-up (ephemeral API server): {warm_prefect():.1f} s")
+            share_api_server()
             for size in sizes:
                 corpus = work / f"corpus-{size}.jsonl"
                 write_corpus(corpus, size)

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from prefect.futures import as_completed
 
+from codeio.records import stable_id
 from codeio.stages.base import config_dict, dataset_key
 from flows.progress import StageProgress
 from storage.store import DataStore
@@ -61,6 +62,7 @@ class StageSummary:
     rejected: int = 0
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     reused: bool = False  # the whole dataset existed before this run
+    retryable: int = 0  # transient LLM failures left in it: the next run retries them
     shards_computed: int = 0
     seconds: float = 0.0
     stats: list[dict[str, Any]] = field(default_factory=list)  # per-shard stage stats
@@ -72,7 +74,7 @@ class StageSummary:
             "in": self.records_in, "out": self.records_out, "rejected": self.rejected,
             "rejects_by_reason": dict(sorted(self.rejects_by_reason.items())), "reused": self.reused,
             "shards_computed": self.shards_computed, "seconds": round(self.seconds, 3), "llm": self.llm,
-            "counters": merge_counters(self.stats),
+            "counters": merge_counters(self.stats), "retryable": self.retryable,
         }
 
 
@@ -189,8 +191,7 @@ class Orchestrator:
     def run_stage(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
                   options: dict[str, Any] | None = None, label: str | None = None) -> DatasetRef:
         """Reuse or compute one dataset while holding this process's claim on its key."""
-        parents = {name: ref.key for name, ref in inputs.items()}
-        key = dataset_key(stage, version, {"config": config_dict(config), "options": dict(options or {})}, parents)
+        key = self.key_of(stage, version, config, inputs, options)
         with dataset_claims().hold(self.store.url, key):
             return self._run_stage(stage, version, task, config, inputs, parts, options, label)
 
@@ -198,11 +199,11 @@ class Orchestrator:
                    options: dict[str, Any] | None = None, label: str | None = None) -> DatasetRef:
         options = dict(options or {})
         parents = {name: ref.key for name, ref in inputs.items()}
-        key = dataset_key(stage, version, {"config": config_dict(config), "options": options}, parents)
+        key = self.key_of(stage, version, config, inputs, options)
         summary = StageSummary(stage=stage, label=label or stage, key=key,
                                uri=self.store.uri(self.store.dataset_dir(stage, key)), parts=parts)
         manifest = self.store.manifest(stage, key)
-        if manifest is not None:
+        if manifest is not None and not manifest.get("retryable"):
             summary.reused = True
             markers = [dict(self.store.part_marker(stage, key, part) or {}, cached=True) for part in range(parts)]
             self.progress.done(summary.label, parts)
@@ -219,10 +220,21 @@ class Orchestrator:
                 advance(outcome.records_out)
         outcomes.sort(key=lambda o: o.part)
         self.record_outcomes(summary, outcomes, config, parents)
+        retryable = sum(int(o.stats.get("retryable", 0)) for o in outcomes)
+        revision = stable_id("revision", [(o.part, o.finished_at, o.records_out, o.rejected) for o in outcomes]) \
+            if retryable else ""
+        summary.retryable = retryable
         self.store.write_manifest(stage, key, {
             "stage": stage, "key": key, "version": version, "parts": parts, "parents": parents,
             "parent_refs": {name: [ref.stage, ref.key] for name, ref in inputs.items()},
             "config": config_dict(config), "options": options, "schema_version": SCHEMA_VERSION,
             "records": summary.records_out, "rejected": summary.rejected, "code_version": self.code_version,
+            "retryable": retryable, "revision": revision,
         })
-        return DatasetRef(stage, key, parts)
+        return DatasetRef(stage, key, parts, revision)
+
+    @staticmethod
+    def key_of(stage: str, version: str, config: Any, inputs: dict[str, DatasetRef],
+               options: dict[str, Any] | None) -> str:
+        identities = {name: ref.identity for name, ref in inputs.items()}
+        return dataset_key(stage, version, {"config": config_dict(config), "options": dict(options or {})}, identities)

@@ -57,6 +57,9 @@ def build_summary(orchestrator: Any, *, run_id: str, store: Any, samples: Any, e
         "samples_dataset": {"stage": samples.stage, "key": samples.key, "uri": final["uri"]},
         "exported": exported,
         "reconciled": all(stage_reconciles(s) for s in stages),
+        # transient LLM failures (429/5xx/timeouts/budget) kept in this run's data:
+        # the next run of the same command retries exactly those calls
+        "retryable": sum(int(s.get("retryable", 0)) for s in stages),
     }
 
 
@@ -105,6 +108,10 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
                   f"dataset: {summary['samples_dataset']['uri']}")
     for fmt, path in summary["exported"].items():
         console.print(f"written {fmt}: {path}")
+    if summary.get("retryable"):
+        console.print(f"[yellow]{summary['retryable']} LLM call(s) failed transiently (rate limits, server errors, "
+                      f"timeouts or the budget): run the same command again to retry only those; finished answers "
+                      f"come from the cache.[/yellow]")
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:

@@ -23,6 +23,14 @@ class DatasetRef:
     stage: str
     key: str
     parts: int
+    # "" for a complete dataset; for one holding transient failures, a digest of its
+    # shards as written now, so datasets built on it are rebuilt once it is retried
+    revision: str = ""
+
+    @property
+    def identity(self) -> str:
+        """What a child's dataset key depends on."""
+        return f"{self.key}@{self.revision}" if self.revision else self.key
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,7 @@ def _now() -> str:
 def execute(job: ShardJob, schema: Schema, compute: Callable[[DataStore, ShardJob], tuple[StageOutput, int]]) -> ShardOutcome:
     store = job.runtime.store.open()
     marker = store.part_marker(job.stage, job.key, job.part)
-    if marker is not None:
+    if marker is not None and not marker.get("retryable"):
         return _outcome(job, marker, cached=True)
     started_at, start = _now(), time.perf_counter()
     output, records_in = compute(store, job)
@@ -76,6 +84,7 @@ def execute(job: ShardJob, schema: Schema, compute: Callable[[DataStore, ShardJo
             "finished_at": _now(),
             "seconds": round(time.perf_counter() - start, 4),
             "config": config_dict(job.config),
+            "retryable": int(output.stats.get("retryable", 0)),  # transient failures: rerun this shard
         },
     )
     return _outcome(job, marker, cached=False)

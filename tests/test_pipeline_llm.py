@@ -149,7 +149,10 @@ def test_rerun_with_fewer_rounds_or_more_max_tokens_requests_nothing(tmp_path, p
     lineage = LineageDB(settings.database_url)
     computed = [row for row in lineage.stage_runs(larger["run_id"]) if not row["cached"]]
     assert computed and all(int((row["llm"] or {}).get("requests", 0)) == 0 for row in computed)
-    assert sum(int((row["llm"] or {}).get("cached", 0)) for row in computed) == first["llm"]["requests"]
+    # every call of the first run (its requests, and the copies of identical prompts that
+    # shared an answer) is served from the cache now
+    assert sum(int((row["llm"] or {}).get("cached", 0)) for row in computed) == \
+        first["llm"]["requests"] + first["llm"]["cached"]
     samples = {r["sample_id"] for r in rows(settings, first, "assemble")}
     assert {r["sample_id"] for r in rows(settings, larger, "assemble")} == samples
 
@@ -259,3 +262,31 @@ def test_summary_lineage_and_runs_show_tokens_and_cost(tmp_path, prefect_harness
     assert totals["cost_usd"] == pytest.approx(llm["cost_usd"], abs=1e-4)
     table = CliRunner().invoke(app, ["runs"], env={"CODEIO_DATABASE_URL": settings.database_url, "COLUMNS": "200"})
     assert f"{llm['cost_usd']:.4f}" in table.output
+
+
+def test_a_run_stopped_by_the_budget_resumes_when_it_is_raised(tmp_path, prefect_harness):
+    """Transient failures (here: the budget) are not frozen into reused datasets:
+    the same command with more budget requests exactly the calls that failed."""
+    from llm_server import prompt_key
+
+    with FakeLLMServer(ToyTeacher(TOY, mode="wrong_first")) as server:
+        capped = make_settings(tmp_path, server, llm_budget_usd=30.0, llm_concurrency=2)
+        first = run(capped)
+        assert first["retryable"] > 0
+        answered_before = {prompt_key(b) for b in server.requests}
+        sent_before = len(server.requests)
+
+        raised = capped.model_copy(update={"llm_budget_usd": None})
+        second = run(raised)
+        resent = [prompt_key(b) for b in server.requests[sent_before:]]
+        again = run(raised)
+    assert second["retryable"] == 0
+    assert stage(second, "normalize")["reused"]  # nothing failed there
+    assert not stage(second, "synthesize r1")["reused"]
+    # only what had failed is requested again: no completion is paid twice
+    assert resent and not set(resent) & answered_before
+    assert len(resent) == len(set(resent))
+    assert "llm_failed" not in stage(second, "assemble")["rejects_by_reason"]
+    assert second["samples"] > first["samples"]
+    # and once complete, the dataset is reused as usual
+    assert all(s["reused"] for s in again["stages"])

@@ -13,6 +13,17 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
 
+# Failure reasons (the part of ChatResult.error before the colon) that another
+# attempt may fix: a shard holding such failures is written but not marked done,
+# so the next run retries exactly those calls (finished ones come from the cache).
+TRANSIENT_FAILURES = frozenset({"http_429", "timeout", "connection", "malformed", "budget_exhausted", "internal"})
+
+
+def is_transient_failure(error: str | None) -> bool:
+    reason = (error or "").split(":", 1)[0].strip()
+    return reason in TRANSIENT_FAILURES or reason.startswith("http_5")
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     messages: tuple[dict[str, str], ...]  # {"role": ..., "content": ...}

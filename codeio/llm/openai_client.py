@@ -23,6 +23,7 @@ text that leaves this module (errors, logs) is scrubbed of it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import atexit
 import email.utils
 import hashlib
@@ -483,8 +484,24 @@ class OpenAIChatLLM:
     async def _complete(self, runtime: _Runtime, requests: list[ChatRequest]) -> tuple[list[ChatResult], UsageTotals]:
         totals = UsageTotals()
         limiter = _REGISTRY.limiter(self.config)
-        results = await asyncio.gather(*(self._one(runtime, limiter, r, totals) for r in requests))
-        return list(results), totals
+        # identical requests (same cache key) in one batch are sent once: the copies
+        # get the same answer, marked as served from the cache
+        first_of: dict[str, int] = {}
+        for index, request in enumerate(requests):
+            first_of.setdefault(request.cache_key(), index)
+        unique = sorted(set(first_of.values()))
+        answers = await asyncio.gather(*(self._one(runtime, limiter, requests[i], totals) for i in unique))
+        by_index = dict(zip(unique, answers))
+        results: list[ChatResult] = []
+        for index, request in enumerate(requests):
+            first = first_of[request.cache_key()]
+            if first == index:
+                results.append(by_index[index])
+            else:
+                copy = by_index[first]
+                results.append(dataclasses.replace(copy, cached=copy.ok, attempts=0) if copy.ok else copy)
+                totals.cached += int(copy.ok)
+        return results, totals
 
     async def _one(self, runtime: _Runtime, limiter: RateLimiter, request: ChatRequest, totals: UsageTotals) -> ChatResult:
         key = request.cache_key()

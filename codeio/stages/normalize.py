@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from codeio import normalize as parsing
-from codeio.llm.base import ChatLLM, ChatRequest
+from codeio.llm.base import ChatLLM, ChatRequest, is_transient_failure
 from codeio.records import SOURCE_FILE, UNIFIED_FUNCTION, dumps, reject, stable_id
 from codeio.stages.base import StageOutput
 
@@ -108,6 +108,8 @@ def _normalize_with_llm(raw: list[dict[str, Any]], config: NormalizeConfig, llm:
         if not result.ok:
             detail = f"{result.error}\n---\n{result.text or ''}"
             out.rejects.append(reject(source["source_id"], f"llm_failed:{_short(result.error)}", detail))
+            if is_transient_failure(result.error):
+                out.stats["retryable"] = out.stats.get("retryable", 0) + 1
             continue
         try:
             parsed = parsing.parse_normalization(result.text, json_mode=config.json_mode)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from codeio import prompting
-from codeio.llm.base import ChatLLM, ChatRequest, UsageTotals
+from codeio.llm.base import ChatLLM, ChatRequest, UsageTotals, is_transient_failure
 from codeio.records import INSTANCE, RESPONSE, VERDICT, dumps, stable_id
 from codeio.stages.base import StageOutput
 from codeio.teachers.offline import OfflineQuestion
@@ -97,6 +97,9 @@ def synthesize_shard(
         out.stats["llm"] = usage.as_dict()
     for row in rows:
         out.stats["answered" if row["ok"] else "failed"] += 1
+    retryable = sum(1 for row in rows if not row["ok"] and row["teacher"] != OFFLINE and is_transient_failure(row["error"]))
+    if retryable:
+        out.stats["retryable"] = retryable
     out.records = rows
     return out
 
