@@ -11,6 +11,7 @@ import pytest
 from codeio.llm.base import ChatRequest, ChatResult
 from codeio.llm.openai_client import (
     LLMConfig,
+    estimate_tokens,
     OpenAIChatLLM,
     RateLimiter,
     close_all_clients,
@@ -196,15 +197,19 @@ def test_cache_is_written_as_each_response_arrives():
 
 def test_budget_cap_stops_new_requests():
     prices = ((MODEL, 1_000_000.0, 0.0),)  # one dollar per prompt token
+    # a call in flight reserves its worst case (estimated prompt, free completion here);
+    # each call really costs $1, so four fit under this cap and a fifth would not
+    worst = float(estimate_tokens(req("q0")))
+    budget = worst + 3.0
     with FakeLLMServer(fixed("x", prompt_tokens=1, completion_tokens=0)) as server:
-        llm = OpenAIChatLLM(config_for(server, concurrency=1, budget_usd=3.5, prices=prices))
+        llm = OpenAIChatLLM(config_for(server, concurrency=1, budget_usd=budget, prices=prices))
         results, usage = llm.complete([req(f"q{i}") for i in range(10)])
         assert len(server.requests) == 4
     assert [r.ok for r in results] == [True] * 4 + [False] * 6
     assert {r.error for r in results[4:]} == {"budget_exhausted"}
     assert all(r.attempts == 0 for r in results[4:])
     assert usage.cost_usd == pytest.approx(4.0) and usage.failures_by_reason == {"budget_exhausted": 6}
-    assert llm.spent_usd == pytest.approx(4.0)
+    assert llm.spent_usd == pytest.approx(4.0) and llm.spent_usd <= budget
 
 
 def test_concurrency_bound_is_respected():

@@ -447,6 +447,7 @@ class OpenAIChatLLM:
         self._redact = _Redactor(config.api_key)
         self._rng = random.Random(seed)
         self._spent_usd = 0.0
+        self._reserved_usd = 0.0  # worst-case cost of the calls in flight
         self._lock = threading.Lock()
         if config.budget_usd is not None and config.price(config.model) is None:
             log.warning("a budget is set but the price table has no entry for model %r: its cost counts as 0", config.model)
@@ -526,26 +527,31 @@ class OpenAIChatLLM:
         started = time.perf_counter()
         attempts = 0
         last = _Attempt("transient", "not_attempted")
+        worst = self._worst_cost(request)
         for attempt in range(1, self.config.max_attempts + 1):
             if self._budget_reached():
                 return self._failure(request, key, BUDGET_EXHAUSTED, attempts, started)
             async with runtime.semaphore:
-                if self._budget_reached():
+                if not self._reserve(worst):
                     return self._failure(request, key, BUDGET_EXHAUSTED, attempts, started)
-                estimate = estimate_tokens(request)
-                wait = limiter.reserve(estimate)
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                last = await self._attempt(runtime.client, request)
-            attempts += 1
-            totals.requests += 1
-            if attempt > 1:
-                totals.retries += 1
-            if last.wait_s is not None:
-                limiter.pause(min(last.wait_s, self.config.max_server_wait_s))
-            if last.kind == "ok":
-                limiter.settle(last.prompt_tokens + last.completion_tokens - estimate)
-                return await self._finished(request, key, last, attempts, started, totals)
+                try:
+                    estimate = estimate_tokens(request)
+                    wait = limiter.reserve(estimate)
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    last = await self._attempt(runtime.client, request)
+                    attempts += 1
+                    totals.requests += 1
+                    if attempt > 1:
+                        totals.retries += 1
+                    if last.wait_s is not None:
+                        limiter.pause(min(last.wait_s, self.config.max_server_wait_s))
+                    if last.kind == "ok":
+                        limiter.settle(last.prompt_tokens + last.completion_tokens - estimate)
+                        # inside the slot: the answer is in the cache before the next request goes out
+                        return await self._finished(request, key, last, attempts, started, totals)
+                finally:
+                    self._release(worst)
             if last.kind == "permanent":
                 break
             if attempt < self.config.max_attempts:
@@ -558,6 +564,24 @@ class OpenAIChatLLM:
     def _budget_reached(self) -> bool:
         budget = self.config.budget_usd
         return budget is not None and self._spent_usd >= budget
+
+    def _worst_cost(self, request: ChatRequest) -> float:
+        """What one call can cost at most: its prompt (estimated) and max_tokens of answer."""
+        return self.config.cost(request.model, estimate_tokens(request), request.max_tokens)
+
+    def _reserve(self, worst: float) -> bool:
+        """Hold a call's worst cost against the budget while it is in flight, so that
+        the calls in flight together can never carry the spend past the cap."""
+        budget = self.config.budget_usd
+        with self._lock:
+            if budget is not None and self._spent_usd + self._reserved_usd + worst > budget:
+                return False
+            self._reserved_usd += worst
+            return True
+
+    def _release(self, worst: float) -> None:
+        with self._lock:
+            self._reserved_usd -= worst
 
     def _backoff(self, attempt: int, server_wait: float | None) -> float:
         ceiling = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (attempt - 1))
