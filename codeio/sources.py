@@ -61,7 +61,8 @@ def parse_source_specs(specs: list[str] | tuple[str, ...]) -> list[SourceSpec]:
 
 def fingerprint_sources(sources: list[SourceSpec]) -> list[list[str]]:
     """Content hashes of the files behind the specs: the ingest dataset key depends
-    on what the files say, not on where they are or when they were touched."""
+    on what the files say and on the paths as written in the specs (provenance
+    records carry them), never on modification times."""
     prints: list[list[str]] = []
     for source in sources:
         for rel, path in _files_of(source):

@@ -61,8 +61,11 @@ def run(
         from flows.estimate import estimate_run, render_estimate
 
         estimate = estimate_run(settings, source, limit=limit, teacher=teacher, revision_rounds=revision_rounds,
-                                pairs_per_function=pairs_per_function, task_mix=task_mix)
-        console.print_json(json.dumps(estimate)) if as_json else render_estimate(estimate, console)
+                                pairs_per_function=pairs_per_function, task_mix=task_mix, placement=placement)
+        if as_json:
+            console.print_json(json.dumps(estimate))
+        else:
+            render_estimate(estimate, console)
         return
     from flows.pipeline import codeio_pipeline
     from flows.summary import render_summary
