@@ -3,7 +3,13 @@ functions: per-record cost at each corpus size, peak memory of the process tree,
 and the share of the time that orchestration (Prefect + the task runner + the
 books) costs over calling the stages directly.
 
-    .venv/bin/python benchmarks/pipeline_scale.py [--sizes 2000,20000,100000] [--shard-size N]
+    .venv/bin/python benchmarks/pipeline_scale.py [--sizes 2000,20000,100000] [--direct-sizes 2000,20000]
+                                                  [--shard-size N]
+
+On 2 cores the full run takes about 12-13 ms per function per run (flow, and
+direct again where asked): about 50 minutes with the direct run at 2k and 20k only,
+about 75 with it at 100k too. ``--shard-size 1000`` is what the figures in the
+notes used (the setting's default is 500: twice the tasks, same records).
 
 Each size is a fresh corpus (deterministic: the same functions every time; small,
 distinct functions with 2-3 given pairs each) written as unified JSONL in a temp
@@ -22,12 +28,13 @@ Both start from an empty store of their own (so neither reuses the other's
 execution cache) and do the same work; both times include their worker
 start-up. Prefect's ephemeral API server is started once before any timing and
 its URL is handed to the worker processes as PREFECT_API_URL (production has a
-server running and sets that variable; see ``share_api_server``). Per-record cost is the flow's seconds per
-function; orchestration share is ``(flow - direct) / flow`` at the largest size
-with both runs. Peak memory is the largest sum of RSS over every process under
-this one (flow process, API server, Dask nanny and worker processes, sandbox
-servers and their children, the direct run's workers), sampled every 0.25 s
-(shared pages count in every process that maps them: an upper bound).
+server running and sets that variable; see ``share_api_server``). Per-record
+cost is the flow's seconds per function; orchestration share is
+``(flow - direct) / flow`` at the largest size with both runs. Peak memory is
+the largest sum of RSS over every process under this one (flow process, API
+server, Dask worker processes, sandbox servers and their children, the direct
+run's workers), sampled every 0.25 s (shared pages count in every process that
+maps them: an upper bound).
 
 Last line: ``per_record_ratio_100k_vs_2k=<x> peak_rss_mb=<n> orchestration_share=<x>``
 (the ratio is largest size vs smallest size when ``--sizes`` says otherwise).
