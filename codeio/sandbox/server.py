@@ -55,6 +55,9 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_RDONLY = 1
+MS_REMOUNT = 32
+MS_BIND = 4096
 PRIVATE_TMPFS_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 PRIVATE_TMPFS_SIZE = "256m"  # all work dirs of one server together (files are also capped by RLIMIT_FSIZE)
 WORK_ROOT_NS = "/tmp"  # inside the server's own mount namespace
@@ -102,6 +105,37 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
         raise OSError(err, f"mount {target}: {os.strerror(err)}")
 
 
+def _code_paths_under(target: str) -> list[str]:
+    """The interpreter, the venv, the project and every import path that live under a
+    folder about to be hidden by a private tmpfs (a checkout under /tmp, say): they
+    must stay importable inside the sandbox. Nested paths collapse into their parent."""
+    project = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    candidates = {project, sys.prefix, sys.base_prefix, sys.exec_prefix, *[p for p in sys.path if p]}
+    prefix = target.rstrip("/") + "/"
+    inside = sorted({os.path.realpath(p) for p in candidates if os.path.realpath(p).startswith(prefix)
+                     and os.path.isdir(os.path.realpath(p))})
+    kept: list[str] = []
+    for path in inside:
+        if not any(path == k or path.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(path)
+    return kept
+
+
+def _opened(paths: list[str]) -> list[tuple[str, int]]:
+    """O_PATH handles taken before the tmpfs hides the paths."""
+    return [(path, os.open(path, os.O_PATH | os.O_DIRECTORY)) for path in paths]
+
+
+def _bind_back_read_only(kept: list[tuple[str, int]]) -> None:
+    for path, fd in kept:
+        try:
+            os.makedirs(path, mode=0o755, exist_ok=True)
+            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
+            _mount("none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+        finally:
+            os.close(fd)
+
+
 class Server:
     def __init__(self, cfg: dict[str, Any]) -> None:
         self.cfg = cfg
@@ -144,8 +178,10 @@ class Server:
             _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
             for target in PRIVATE_TMPFS_DIRS:
                 if os.path.isdir(target):
+                    keep = _opened(_code_paths_under(target))
                     # root-owned 0755: the sandbox uid can write only in its own work dir
                     _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={PRIVATE_TMPFS_SIZE}")
+                    _bind_back_read_only(keep)
             self.mountns = True
             self.work_root = WORK_ROOT_NS
         except OSError as exc:
