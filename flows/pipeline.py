@@ -128,9 +128,30 @@ def make_task_runner(settings: Settings):
         return ThreadPoolTaskRunner(max_workers=2)
     from prefect_dask import DaskTaskRunner
 
-    return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                          cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
-                                          "dashboard_address": "127.0.0.1:0"})
+    cluster_kwargs: dict[str, Any] = {"n_workers": workers, "threads_per_worker": 1, "processes": True,
+                                      "dashboard_address": "127.0.0.1:0"}
+    api_url = api_url_for_workers()
+    if api_url:
+        # without it every worker process starts an ephemeral Prefect API of its own
+        # (hundreds of MB and seconds each) and its task runs land where nobody looks
+        cluster_kwargs["env"] = {"PREFECT_API_URL": api_url}
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=cluster_kwargs)
+
+
+def api_url_for_workers() -> str | None:
+    """The Prefect API this process talks to: the configured one, or the ephemeral
+    server that a flow run without PREFECT_API_URL starts on loopback."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return str(PREFECT_API_URL.value())
+    try:
+        from prefect.server.api.server import SubprocessASGIServer
+
+        server = SubprocessASGIServer()
+        return server.api_url if server.running else None
+    except (ImportError, AttributeError, RuntimeError, OSError):
+        return None
 
 
 def run_pipeline(

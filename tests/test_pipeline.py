@@ -109,7 +109,8 @@ def test_raw_toy_through_a_scripted_openai_endpoint(prefect_harness, env):
         # reproduce here are answered "right" by the script and found wrong by execution
         assert sum(row["verified"] for row in rows) >= 0.9 * len(rows)
         assert summary["rounds"][0]["success"] == 0 and summary["rounds"][1]["pass_rate"] >= 0.9
-        assert summary["llm"]["requests"] >= normalize["in"] + 2 * len(rows)
+        # every sample took two teacher calls (identical prompts share one request)
+        assert summary["llm"]["requests"] + summary["llm"]["cached"] >= normalize["in"] + 2 * len(rows)
         assert all(row["origin"]["repo"] for row in rows)
         requests_before = len(server.requests)
 
