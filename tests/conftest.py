@@ -36,6 +36,18 @@ def prefect_harness():
 
 
 @pytest.fixture
+def env(tmp_path, monkeypatch):
+    """A private store and SQLite lineage; shards run on threads of this process;
+    no LLM endpoint or key leaks in from the developer's environment."""
+    monkeypatch.setenv("CODEIO_STORE", str(tmp_path / "store"))
+    monkeypatch.setenv("CODEIO_DATABASE_URL", f"sqlite:///{tmp_path / 'lineage.db'}")
+    monkeypatch.setenv("CODEIO_DASK_WORKERS", "0")
+    for name in ("CODEIO_LLM_BASE_URL", "CODEIO_LLM_API_KEY", "OPENAI_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path
+
+
+@pytest.fixture
 def pg_database():
     """A fresh PostgreSQL database at 127.0.0.1:5432 for one test, dropped afterwards."""
     psycopg = pytest.importorskip("psycopg")

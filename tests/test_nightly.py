@@ -6,21 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 
 from flows.nightly import codeio_nightly
 from storage.lineage import LineageDB
 
 CORPUS = Path(__file__).resolve().parents[1] / "codeio" / "corpus" / "unified.jsonl"
-
-
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CODEIO_DASK_WORKERS", "0")
-    monkeypatch.setenv("CODEIO_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("CODEIO_DATABASE_URL", f"sqlite:///{tmp_path / 'lineage.db'}")
-    monkeypatch.delenv("CODEIO_LLM_BASE_URL", raising=False)
-    return tmp_path
 
 
 def _samples(path: Path) -> list[dict]:

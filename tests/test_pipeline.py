@@ -17,17 +17,6 @@ FINAL_KEYS = {"sample_id", "instance_id", "function_id", "source_id", "task", "v
               "feedback_1", "turn_2", "feedback_2", "origin"}
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    """A private store and SQLite lineage; shards run on threads of this process."""
-    monkeypatch.setenv("CODEIO_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("CODEIO_DATABASE_URL", f"sqlite:///{tmp_path / 'lineage.db'}")
-    monkeypatch.setenv("CODEIO_DASK_WORKERS", "0")
-    for name in ("CODEIO_LLM_BASE_URL", "CODEIO_LLM_API_KEY", "OPENAI_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
-
-
 def run(**params):
     from flows.pipeline import codeio_pipeline
 

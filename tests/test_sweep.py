@@ -19,15 +19,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 UPSTREAM = ("ingest", "normalize", "collect_io")
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv("CODEIO_DASK_WORKERS", "0")
-    monkeypatch.setenv("CODEIO_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("CODEIO_DATABASE_URL", f"sqlite:///{tmp_path / 'lineage.db'}")
-    monkeypatch.delenv("CODEIO_LLM_BASE_URL", raising=False)
-    return tmp_path
-
-
 def test_grid_expands_validates_and_names_branches(monkeypatch):
     monkeypatch.delenv("CODEIO_LLM_BASE_URL", raising=False)
     grid = parse_grid({"name": "g", "limit": 3, "base": {"K": 2},
