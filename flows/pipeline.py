@@ -19,7 +19,7 @@ from codeio.execution import Limits
 from codeio.settings import Settings, load_settings
 from codeio.sources import parse_source_specs
 from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
-from flows.orchestrator import Orchestrator, StageSummary
+from flows.orchestrator import Orchestrator, StageSummary, code_version, current_user
 from flows.progress import StageProgress
 from flows.summary import build_summary, publish_artifacts
 from storage.export import export_samples
@@ -185,8 +185,6 @@ def run_pipeline(
         "wrong_answer_policy": wrong_answer_policy, "instance_fraction": instance_fraction,
         "subset_seed": subset_seed, "out": out,
     }
-    from flows.orchestrator import code_version, current_user
-
     run_id = lineage.start_run(kind=kind, parameters=parameters, settings=settings.public_dump(),
                                code_version=code_version(), user=current_user())
     bars = StageProgress(enabled=progress)

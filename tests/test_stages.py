@@ -7,6 +7,7 @@ import json
 import pytest
 
 from codeio import prompting
+from codeio.execution import RunRequest
 from codeio.records import INSTANCE, IO_PAIR, SAMPLE, UNIFIED_FUNCTION, VERDICT, SchemaError, dumps
 from codeio.sources import SourceSpecError, parse_source_specs, read_sources
 from codeio.stages.assemble import AssembleConfig, assemble_shard
@@ -126,11 +127,11 @@ def test_collect_rejects_constant_generator_nondeterminism_and_missing_packages(
     )
     words = [{"input": {"words": ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta"]}, "output": None}]
     # first pass computes the outputs that this executor gives, to feed them back as "given" pairs
-    first = executor.run(__import__("codeio.execution", fromlist=["RunRequest"]).RunRequest(
+    first = executor.run(RunRequest(
         code=nondeterministic, inputs_json=(dumps(words[0]["input"]),)))[0]
     given = [{"input": words[0]["input"], "output": json.loads(first.value_json)},
              {"input": {"words": ["one", "two", "three", "four", "five", "six"]}, "output": None}]
-    second = executor.run(__import__("codeio.execution", fromlist=["RunRequest"]).RunRequest(
+    second = executor.run(RunRequest(
         code=nondeterministic, inputs_json=(dumps(given[1]["input"]),)))[0]
     given[1]["output"] = json.loads(second.value_json)
     missing = "import surely_not_installed_pkg\n\ndef main_solution(a):\n    return a\n"
