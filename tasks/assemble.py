@@ -17,6 +17,6 @@ def _compute(store, job: ShardJob):
     return stage.assemble_shard(instances, rounds, job.config, resources.templates(job.runtime)), len(instances)
 
 
-@task(name="assemble-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, tags=["codeio"])
+@task(name="assemble-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def assemble_task(job: ShardJob) -> ShardOutcome:
     return execute(job, stage.WRITES, _compute)

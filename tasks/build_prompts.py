@@ -15,6 +15,6 @@ def _compute(store, job: ShardJob):
     return output, len(pairs)
 
 
-@task(name="build-prompts-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, tags=["codeio"])
+@task(name="build-prompts-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def build_prompts_task(job: ShardJob) -> ShardOutcome:
     return execute(job, stage.WRITES, _compute)

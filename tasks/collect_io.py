@@ -14,6 +14,6 @@ def _compute(store, job: ShardJob):
     return stage.collect_io_shard(functions, job.config, executor, parallelism=resources.parallelism(job.runtime)), len(functions)
 
 
-@task(name="collect-io-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, tags=["codeio", "sandbox"])
+@task(name="collect-io-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def collect_io_task(job: ShardJob) -> ShardOutcome:
     return execute(job, stage.WRITES, _compute)

@@ -35,7 +35,7 @@ def ingest_config(specs: list[SourceSpec], limit: int | None, shard_size: int) -
     return IngestConfig(tuple(tuple(p) for p in fingerprint_sources(specs)), limit, shard_size)
 
 
-@task(name="ingest", cache_policy=NO_CACHE, tags=["codeio"])
+@task(name="ingest", cache_policy=NO_CACHE)
 def ingest_task(specs: list[SourceSpec], config: IngestConfig, store: DataStore) -> tuple[DatasetRef, list[dict]]:
     """Returns the dataset and one marker per part (counts, rejects by reason)."""
     key = dataset_key("ingest", VERSION, config)

@@ -15,6 +15,6 @@ def _compute(store, job: ShardJob):
     return stage.normalize_shard(sources, job.config, resources.llm(job.runtime), template=template), len(sources)
 
 
-@task(name="normalize-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, tags=["codeio", "llm"])
+@task(name="normalize-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def normalize_task(job: ShardJob) -> ShardOutcome:
     return execute(job, stage.WRITES, _compute)

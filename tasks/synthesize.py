@@ -26,6 +26,6 @@ def _compute(store, job: ShardJob):
     return output, output.stats["eligible"]
 
 
-@task(name="synthesize-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, tags=["codeio", "llm"])
+@task(name="synthesize-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def synthesize_task(job: ShardJob) -> ShardOutcome:
     return execute(job, stage.WRITES, _compute)

@@ -16,6 +16,6 @@ def _compute(store, job: ShardJob):
     return output, len(responses)
 
 
-@task(name="verify-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2, tags=["codeio", "sandbox"])
+@task(name="verify-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def verify_task(job: ShardJob) -> ShardOutcome:
     return execute(job, stage.WRITES, _compute)
