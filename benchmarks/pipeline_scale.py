@@ -210,6 +210,9 @@ def _direct_shard(stage: str, part: int, inputs: dict[str, tuple[str, str]], con
     from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
     from tasks import resources
 
+    from datetime import datetime, timezone
+
+    started_at = datetime.now(timezone.utc).isoformat()
     store = runtime.store.open()
 
     def read(name: str) -> list[dict[str, Any]]:
@@ -248,7 +251,8 @@ def _direct_shard(stage: str, part: int, inputs: dict[str, tuple[str, str]], con
     else:
         raise ValueError(f"unknown stage {stage}")
     store.write_part(stage, out_key, part, schema, output.records, output.rejects,
-                     {"records_in": len(records), "stats": output.stats})
+                     {"records_in": len(records), "stats": output.stats, "started_at": started_at,
+                      "finished_at": datetime.now(timezone.utc).isoformat()})
     return len(output.records)
 
 
