@@ -51,7 +51,7 @@ import yaml
 from prefect import flow, get_run_logger
 
 from codeio.settings import Settings, load_settings
-from flows.pipeline import TASK_MIXES, api_url_for_workers, local_workers, open_store, run_pipeline
+from flows.pipeline import TASK_MIXES, local_cluster_kwargs, local_workers, open_store, run_pipeline
 
 # Ablation axes and what the pipeline accepts on each.
 AXES: dict[str, Any] = {
@@ -245,10 +245,7 @@ def shared_cluster(settings: Settings) -> Iterator[Settings]:
         return
     from distributed import LocalCluster
 
-    workers = local_workers(settings)
-    api_url = api_url_for_workers()  # else each worker process starts a Prefect API of its own
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
-                      env={"PREFECT_API_URL": api_url} if api_url else {}) as cluster:
+    with LocalCluster(**local_cluster_kwargs(local_workers(settings))) as cluster:
         yield settings.model_copy(update={"dask_address": cluster.scheduler_address})
 
 

@@ -271,3 +271,22 @@ def test_worker_sandboxes_end_with_the_workers(dask_cluster):
     while worker_pids & set(sandbox_server_parents().values()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not worker_pids & set(sandbox_server_parents().values())
+
+
+def test_local_cluster_workers_use_the_flows_api_and_run_no_profiler(prefect_harness):
+    """The embedded cluster's worker processes report task runs to the flow's Prefect
+    API (not an ephemeral one each) and skip Dask's every-10-ms stack sampler."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from flows.pipeline import api_url_for_workers, local_cluster_kwargs
+
+    def probe() -> tuple:
+        return os.environ.get("PREFECT_API_URL"), dask.config.get("distributed.worker.profile.enabled")
+
+    api_url = api_url_for_workers()
+    assert api_url and api_url.startswith("http://127.0.0.1")
+    with LocalCluster(**local_cluster_kwargs(1)) as cluster, Client(cluster) as client:
+        seen = list(client.run(probe).values())
+    assert seen == [(api_url, False)]
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # this process' config is untouched
