@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     # compute
     dask_address: str | None = None
     dask_workers: int | None = None
+    # Prefect tags on shard tasks, for tag-based concurrency limits ("llm", "sandbox"): each tagged
+    # task run then asks the API for slots before it starts (a round trip, and at times a 2 s wait,
+    # per shard), so none by default; Dask's worker threads already bound what runs at once
+    task_tags: tuple[str, ...] = ()
+    # run each shard through consecutive stages in one task (a lane) wherever no LLM stage sits in
+    # between: no barrier per stage, one task run per part instead of one per stage and part
+    fuse_stages: bool = True
 
     # prompts
     prompt_dir: str | None = None  # a folder whose *.txt templates override the shipped ones

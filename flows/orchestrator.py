@@ -3,7 +3,9 @@
 The flow process owns the lineage database (so SQLite never sees concurrent
 writers) and the summary; shard tasks run wherever the task runner puts them.
 A dataset whose manifest exists in the store is reused without submitting a
-single task.
+single task. Stages queued with ``add`` run in lanes: each part goes through
+them in one task (``tasks.lane``), and a stage that may leave transient LLM
+failures closes the lane, because its children's keys depend on its outcome.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import getpass
 import subprocess
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -24,6 +26,7 @@ from codeio.records import stable_id
 from codeio.stages.base import config_dict, dataset_key
 from flows.progress import StageProgress
 from storage.store import DataStore
+from tasks.lane import lane_task
 from tasks.resources import RuntimeSpec
 from tasks.shard import DatasetRef, ShardJob, ShardOutcome
 
@@ -138,9 +141,29 @@ def merge_llm(stats: list[dict[str, Any]]) -> dict[str, Any]:
     return total
 
 
+@dataclass(frozen=True)
+class StagePlan:
+    """A stage to run over ``parts`` shards, with its dataset key already known."""
+
+    stage: str
+    version: str
+    task: Any  # the stage's Prefect task
+    config: Any
+    inputs: dict[str, DatasetRef]
+    parts: int
+    options: dict[str, Any]
+    label: str
+    key: str
+    may_retry: bool = False  # may leave transient failures: its children's keys wait for its outcome
+
+    @property
+    def ref(self) -> DatasetRef:
+        return DatasetRef(self.stage, self.key, self.parts)
+
+
 class Orchestrator:
     def __init__(self, store: DataStore, runtime: RuntimeSpec, lineage: Any, run_id: str,
-                 progress: StageProgress | None = None):
+                 progress: StageProgress | None = None, task_tags: tuple[str, ...] = (), fuse: bool = True):
         self.store = store
         self.runtime = runtime
         self.lineage = lineage
@@ -148,8 +171,11 @@ class Orchestrator:
         self.progress = progress or StageProgress(enabled=False)
         self.stages: list[StageSummary] = []
         self.code_version = code_version()
+        self.task_tags = tuple(task_tags)  # CODEIO_TASK_TAGS: for Prefect's tag concurrency limits
+        self.fuse = fuse  # run stages that cannot leave transient failures in lanes (see ``add``)
+        self._pending: list[StagePlan] = []
         # how a shard task is submitted: set by the flow to its Dask or thread-pool runner
-        self.submit: Any = lambda task, job: task.submit(job)
+        self.submit: Any = lambda task, parameters: task.submit(**parameters)
 
     def record_outcomes(self, summary: StageSummary, outcomes: list[ShardOutcome | dict[str, Any]], config: Any,
                         parents: dict[str, str]) -> None:
@@ -188,50 +214,116 @@ class Orchestrator:
         self.lineage.link_run_dataset(self.run_id, summary.key, "reused" if summary.reused else "produced")
         self.stages.append(summary)
 
+    def plan(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
+             options: dict[str, Any] | None = None, label: str | None = None, may_retry: bool = False) -> StagePlan:
+        options = dict(options or {})
+        return StagePlan(stage=stage, version=version, task=task, config=config, inputs=dict(inputs), parts=parts,
+                         options=options, label=label or stage, key=self.key_of(stage, version, config, inputs, options),
+                         may_retry=may_retry)
+
+    def add(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
+            options: dict[str, Any] | None = None, label: str | None = None, may_retry: bool = False) -> DatasetRef:
+        """Queue a stage on the current lane and return the reference its children use.
+
+        A stage that cannot leave transient failures has a key known in advance, so
+        its children can join the same lane; a stage that may (an LLM stage) closes
+        the lane: it runs now, with everything queued before it, because its
+        children's keys depend on whether it finished. ``flush`` runs the rest.
+        Without lanes (``fuse=False``) every stage runs on its own, stage by stage.
+        """
+        plan = self.plan(stage, version, task, config, inputs, parts, options, label, may_retry)
+        self._pending.append(plan)
+        if may_retry or not self.fuse:
+            return self.flush()[-1]
+        return plan.ref
+
+    def flush(self) -> list[DatasetRef]:
+        """Run the queued stages as one lane; their references, in order."""
+        plans, self._pending = self._pending, []
+        return self.run_lane(plans) if plans else []
+
     def run_stage(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
                   options: dict[str, Any] | None = None, label: str | None = None) -> DatasetRef:
-        """Reuse or compute one dataset while holding this process's claim on its key."""
-        key = self.key_of(stage, version, config, inputs, options)
-        with dataset_claims().hold(self.store.url, key):
-            return self._run_stage(stage, version, task, config, inputs, parts, options, label)
+        """Reuse or compute one dataset now (after whatever is queued)."""
+        self._pending.append(self.plan(stage, version, task, config, inputs, parts, options, label, may_retry=True))
+        return self.flush()[-1]
 
-    def _run_stage(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
-                   options: dict[str, Any] | None = None, label: str | None = None) -> DatasetRef:
-        options = dict(options or {})
-        parents = {name: ref.key for name, ref in inputs.items()}
-        key = self.key_of(stage, version, config, inputs, options)
-        summary = StageSummary(stage=stage, label=label or stage, key=key,
-                               uri=self.store.uri(self.store.dataset_dir(stage, key)), parts=parts)
-        manifest = self.store.manifest(stage, key)
-        if manifest is not None and not manifest.get("retryable"):
-            summary.reused = True
-            markers = [dict(self.store.part_marker(stage, key, part) or {}, cached=True) for part in range(parts)]
-            self.progress.done(summary.label, parts)
-            self.record_outcomes(summary, markers, config, parents)
-            return DatasetRef(stage, key, parts)
-        jobs = [ShardJob(stage=stage, key=key, part=part, config=config, inputs=inputs, runtime=self.runtime,
-                         options=options) for part in range(parts)]
-        futures = [self.submit(task, job) for job in jobs]
-        outcomes: list[ShardOutcome] = []
-        with self.progress.track(summary.label, parts) as advance:
+    def run_lane(self, plans: list[StagePlan]) -> list[DatasetRef]:
+        """Reuse or compute the datasets of ``plans`` (each a child of earlier ones or
+        of finished datasets), holding this process's claim on each key. What is not
+        in the store yet runs part by part: one task per part for the whole lane."""
+        with ExitStack() as claims:
+            for plan in plans:  # always in pipeline order, so two lanes never wait on each other in a cycle
+                claims.enter_context(dataset_claims().hold(self.store.url, plan.key))
+            summaries = {plan.key: StageSummary(stage=plan.stage, label=plan.label, key=plan.key, parts=plan.parts,
+                                                uri=self.store.uri(self.store.dataset_dir(plan.stage, plan.key)))
+                         for plan in plans}
+            todo = []
+            for plan in plans:
+                manifest = self.store.manifest(plan.stage, plan.key)
+                if manifest is not None and not manifest.get("retryable"):
+                    summaries[plan.key].reused = True
+                    self.progress.done(plan.label, plan.parts)
+                else:
+                    todo.append(plan)
+            outcomes = self._compute(todo) if todo else {}
+            refs = []
+            for plan in plans:
+                summary, parents = summaries[plan.key], {name: ref.key for name, ref in plan.inputs.items()}
+                if summary.reused:
+                    markers = [dict(self.store.part_marker(plan.stage, plan.key, part) or {}, cached=True)
+                               for part in range(plan.parts)]
+                    self.record_outcomes(summary, markers, plan.config, parents)
+                    refs.append(plan.ref)
+                else:
+                    refs.append(self._finish(plan, summary, outcomes[plan.key], parents, last=plan is todo[-1]))
+            return refs
+
+    def _compute(self, todo: list[StagePlan]) -> dict[str, list[ShardOutcome]]:
+        parts = todo[0].parts
+        if any(plan.parts != parts for plan in todo):
+            raise ValueError(f"a lane's stages must have the same parts: {[(p.label, p.parts) for p in todo]}")
+        jobs = {plan.key: [ShardJob(stage=plan.stage, key=plan.key, part=part, config=plan.config, inputs=plan.inputs,
+                                    runtime=self.runtime, options=plan.options) for part in range(parts)]
+                for plan in todo}
+        if len(todo) == 1:
+            task, arguments = todo[0].task, [{"job": job} for job in jobs[todo[0].key]]
+        else:
+            task = lane_task
+            arguments = [{"steps": [(plan.task.name, jobs[plan.key][part]) for plan in todo]} for part in range(parts)]
+        if self.task_tags:
+            task = task.with_options(tags=set(self.task_tags))
+        futures = [self.submit(task, argument) for argument in arguments]
+        outcomes: dict[str, list[ShardOutcome]] = {plan.key: [] for plan in todo}
+        with self.progress.track_many([plan.label for plan in todo], parts) as advances:
             for future in as_completed(futures):
-                outcome = future.result()
-                outcomes.append(outcome)
-                advance(outcome.records_out)
+                result = future.result()
+                for plan, advance, outcome in zip(todo, advances, result if isinstance(result, list) else [result]):
+                    outcomes[plan.key].append(outcome)
+                    advance(outcome.records_out)
+        return outcomes
+
+    def _finish(self, plan: StagePlan, summary: StageSummary, outcomes: list[ShardOutcome], parents: dict[str, str],
+                last: bool) -> DatasetRef:
+        """Book a computed dataset and write its manifest (after all its parts)."""
         outcomes.sort(key=lambda o: o.part)
-        self.record_outcomes(summary, outcomes, config, parents)
+        self.record_outcomes(summary, outcomes, plan.config, parents)
         retryable = sum(int(o.stats.get("retryable", 0)) for o in outcomes)
+        if retryable and not (plan.may_retry and last):
+            # its children were keyed as if it had finished: never let that be reused
+            raise RuntimeError(f"{plan.label} left {retryable} transient failure(s) but was not declared "
+                               "may_retry (a stage that can must close its lane)")
         revision = stable_id("revision", [(o.part, o.finished_at, o.records_out, o.rejected) for o in outcomes]) \
             if retryable else ""
         summary.retryable = retryable
-        self.store.write_manifest(stage, key, {
-            "stage": stage, "key": key, "version": version, "parts": parts, "parents": parents,
-            "parent_refs": {name: [ref.stage, ref.key] for name, ref in inputs.items()},
-            "config": config_dict(config), "options": options, "schema_version": SCHEMA_VERSION,
+        self.store.write_manifest(plan.stage, plan.key, {
+            "stage": plan.stage, "key": plan.key, "version": plan.version, "parts": plan.parts, "parents": parents,
+            "parent_refs": {name: [ref.stage, ref.key] for name, ref in plan.inputs.items()},
+            "config": config_dict(plan.config), "options": plan.options, "schema_version": SCHEMA_VERSION,
             "records": summary.records_out, "rejected": summary.rejected, "code_version": self.code_version,
             "retryable": retryable, "revision": revision,
         })
-        return DatasetRef(stage, key, parts, revision)
+        return DatasetRef(plan.stage, plan.key, plan.parts, revision)
 
     @staticmethod
     def key_of(stage: str, version: str, config: Any, inputs: dict[str, DatasetRef],

@@ -219,7 +219,8 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     runner = make_task_runner(settings)
     runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=llm,
                           templates=templates)
-    orchestrator = Orchestrator(store, runtime, lineage, run_id, bars)
+    orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_tags=settings.task_tags,
+                                fuse=settings.fuse_stages)
 
     # ingest runs here: the source paths are local to the flow process
     ingest_cfg = ingest_config(specs, limit, settings.shard_size)
@@ -232,7 +233,7 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     parts = sources_ref.parts
 
     with runner:
-        orchestrator.submit = lambda task, job: runner.submit(task, {"job": job})
+        orchestrator.submit = runner.submit
         raw_sources = sum(int((m.get("stats") or {}).get("raw", 0)) for m in markers)
         if raw_sources == 0:
             # unified rows only pass through: no LLM setting may re-key them (and all of collect_io)
@@ -245,19 +246,19 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                 template_hash=templates.hash_of(["normalize_json" if settings.llm_json_mode else "normalize"]),
                 json_mode=settings.llm_json_mode)
         apply_remaining_budget(orchestrator, settings, parts)
-        functions = orchestrator.run_stage("normalize", normalize.VERSION, normalize_task, norm_cfg,
-                                           {"sources": sources_ref}, parts)
+        functions = orchestrator.add("normalize", normalize.VERSION, normalize_task, norm_cfg,
+                                     {"sources": sources_ref}, parts, may_retry=norm_cfg.teacher == "openai")
         collect_cfg = collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,
                                                call_timeout_s=settings.exec_timeout_s,
                                                memory_mb=settings.exec_memory_mb)
-        pairs = orchestrator.run_stage("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
-                                       {"functions": functions}, parts,
+        pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
+                                 {"functions": functions}, parts,
                                        options={"environment": environment_fingerprint(runtime.sandbox.preload)})
         prompt_cfg = build_prompts.PromptConfig(pairs_per_function=pairs_per_function, tasks=TASK_MIXES[task_mix],
                                                 placement=placement, template_version=templates.label,
                                                 template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES))
-        instances = orchestrator.run_stage("build_prompts", build_prompts.VERSION, build_prompts_task, prompt_cfg,
-                                           {"functions": functions, "pairs": pairs}, parts)
+        instances = orchestrator.add("build_prompts", build_prompts.VERSION, build_prompts_task, prompt_cfg,
+                                     {"functions": functions, "pairs": pairs}, parts)
         teacher_cfg = synthesize.TeacherConfig(
             teacher=teacher, model="offline" if teacher == "offline" else settings.llm_model,
             temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens)
@@ -267,11 +268,11 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
         for round_number in range(1, revision_rounds + 2):
             stage_name = "synthesize" if round_number == 1 else "revise"
             apply_remaining_budget(orchestrator, settings, parts)
-            responses = orchestrator.run_stage(
+            responses = orchestrator.add(
                 stage_name, synthesize.VERSION, synthesize_task, teacher_cfg, {"instances": instances, **history},
                 parts, options={"round": round_number, "timeout_s": settings.exec_timeout_s},
-                label=f"{stage_name} r{round_number}")
-            verdicts = orchestrator.run_stage(
+                label=f"{stage_name} r{round_number}", may_retry=teacher != "offline")
+            verdicts = orchestrator.add(
                 "verify", verify.VERSION, verify_task, verify_cfg, {"instances": instances, "responses": responses},
                 parts, options={"round": round_number}, label=f"verify r{round_number}")
             history[f"responses_{round_number}"] = responses
@@ -279,9 +280,9 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
         assemble_cfg = assemble.AssembleConfig(revision_rounds=revision_rounds, rejection_sampling=rejection_sampling,
                                                wrong_answer_policy=wrong_answer_policy,
                                                instance_fraction=instance_fraction, subset_seed=subset_seed)
-        samples = orchestrator.run_stage("assemble", assemble.VERSION, assemble_task, assemble_cfg,
-                                         {"instances": instances, **history}, parts,
-                                         options={"rounds": revision_rounds + 1})
+        samples = orchestrator.add("assemble", assemble.VERSION, assemble_task, assemble_cfg,
+                                   {"instances": instances, **history}, parts, options={"rounds": revision_rounds + 1})
+        orchestrator.flush()
     exported = export_samples(store, samples, out, export_formats) if out else {}
     summary = build_summary(orchestrator, run_id=run_id, store=store, samples=samples, exported=exported,
                             teacher=teacher, prices=settings.llm_prices)

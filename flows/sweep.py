@@ -18,8 +18,9 @@ A grid file (YAML) names the sources, the parameters every branch shares
 Sharing needs no bookkeeping of its own: dataset keys are content hashes of
 (stage, version, config, parent keys), so branches that differ only downstream
 compute the same upstream keys and the orchestrator reuses a dataset whose
-manifest exists. Branches run at the same time on threads of the flow process;
-``Orchestrator.run_stage`` holds a per-process claim on each dataset key, so a
+manifest exists. Branches run at the same time on threads of the flow process, stage
+by stage (no lanes);
+the orchestrator holds a per-process claim on each dataset key, so a
 shared dataset is still computed by one branch only (the others wait and reuse
 it). Ingest, which the pipeline runs outside the orchestrator, is done once by
 the sweep itself before the branches fan out. Without a configured Dask
@@ -274,8 +275,11 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
     try:
         ingest = _ingest_once(settings, grid, lineage, run_id)
         # each thread runs in a copy of this context: its tasks and artifacts belong to this flow run
-        with shared_cluster(settings) as branch_settings, ThreadPoolExecutor(
+        with shared_cluster(settings) as cluster_settings, ThreadPoolExecutor(
                 max_workers=grid.max_parallel_branches, thread_name_prefix="sweep-branch") as pool:
+            # branches share datasets stage by stage: a lane holds the claims of all its stages, so a
+            # branch that shares only the first of them would wait for another branch's whole lane
+            branch_settings = cluster_settings.model_copy(update={"fuse_stages": False})
             futures = [pool.submit(contextvars.copy_context().run, _run_branch, branch_settings, grid, branch)
                        for branch in grid.branches]
             summaries = [future.result() for future in futures]

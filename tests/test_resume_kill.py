@@ -150,8 +150,13 @@ def test_kill_mid_synthesis_then_rerun_pays_nothing_twice(tmp_path, prefect_harn
             process.wait(30)
         assert process.returncode == -signal.SIGKILL
         store = DataStore(env["CODEIO_STORE"])
-        # killed mid-synthesis: its inputs are complete, no synthesis shard is
-        assert [store.manifest("build_prompts", key) for key in store.dataset_keys("build_prompts")] != [None]
+        # killed mid-synthesis: its inputs are complete (each part's completion marker written; the
+        # manifests of collect_io and build_prompts come when their lane, which ends with synthesis,
+        # is done), no synthesis shard is
+        (prompts_key,) = store.dataset_keys("build_prompts")
+        (functions_key,) = [k for k in store.dataset_keys("normalize") if store.manifest("normalize", k)]
+        parts = store.manifest("normalize", functions_key)["parts"]
+        assert all(store.part_marker("build_prompts", prompts_key, part) for part in range(parts))
         assert all(store.manifest("synthesize", key) is None for key in store.dataset_keys("synthesize"))
         assert gate.synthesis_answered == ANSWER_BEFORE_KILL
 

@@ -1,0 +1,46 @@
+"""Prefect task: one shard through several stages in a row (a lane).
+
+Every stage but an LLM stage reads only its own part of its parents, so a shard
+can go from collect_io to assemble in one task: no barrier between stages and
+one task run instead of one per stage (a Prefect task run costs ~0.1 s of a
+worker's time). Each stage in the lane still writes its own dataset part and
+completion marker, so a retried lane skips the stages it had finished, and the
+flow writes each dataset's manifest once all its parts are done.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from codeio.records import Schema
+from tasks import assemble, build_prompts, collect_io, normalize, synthesize, verify
+from tasks.shard import ShardJob, ShardOutcome, execute
+
+# what each stage task runs, by the task's name
+STEPS: dict[str, tuple[Schema, Callable[..., Any]]] = {
+    normalize.normalize_task.name: (normalize.stage.WRITES, normalize._compute),
+    collect_io.collect_io_task.name: (collect_io.stage.WRITES, collect_io._compute),
+    build_prompts.build_prompts_task.name: (build_prompts.stage.WRITES, build_prompts._compute),
+    synthesize.synthesize_task.name: (synthesize.stage.WRITES, synthesize._compute),
+    verify.verify_task.name: (verify.stage.WRITES, verify._compute),
+    assemble.assemble_task.name: (assemble.stage.WRITES, assemble._compute),
+}
+
+
+def run_lane(steps: list[tuple[str, ShardJob]]) -> list[ShardOutcome]:
+    """Run each (task name, job) in order; all jobs are for the same part."""
+    if len({job.part for _, job in steps}) > 1:
+        raise ValueError(f"a lane runs one part, got {[job for _, job in steps]}")
+    outcomes = []
+    for name, job in steps:
+        schema, compute = STEPS[name]
+        outcomes.append(execute(job, schema, compute))
+    return outcomes
+
+
+@task(name="shard-lane", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def lane_task(steps: list[tuple[str, ShardJob]]) -> list[ShardOutcome]:
+    return run_lane(steps)
