@@ -252,6 +252,8 @@ class Orchestrator:
         """Reuse or compute the datasets of ``plans`` (each a child of earlier ones or
         of finished datasets), holding this process's claim on each key. What is not
         in the store yet runs part by part: one task per part for the whole lane."""
+        if len({plan.key for plan in plans}) < len(plans):
+            raise ValueError(f"a dataset appears twice in one lane: {[plan.label for plan in plans]}")
         with ExitStack() as claims:
             for plan in plans:  # always in pipeline order, so two lanes never wait on each other in a cycle
                 claims.enter_context(dataset_claims().hold(self.store.url, plan.key))

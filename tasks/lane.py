@@ -35,9 +35,14 @@ def run_lane(steps: list[tuple[str, ShardJob]]) -> list[ShardOutcome]:
     if len({job.part for _, job in steps}) > 1:
         raise ValueError(f"a lane runs one part, got {[job for _, job in steps]}")
     outcomes = []
-    for name, job in steps:
+    for index, (name, job) in enumerate(steps):
         schema, compute = STEPS[name]
-        outcomes.append(execute(job, schema, compute))
+        outcome = execute(job, schema, compute)
+        if outcome.stats.get("retryable") and index < len(steps) - 1:
+            # the next stages would read an incomplete part and mark theirs done: stop here (a retry of
+            # the lane redoes only this stage's part); only a lane's last stage may leave such failures
+            raise RuntimeError(f"{job!r} left transient failures in the middle of a lane")
+        outcomes.append(outcome)
     return outcomes
 
 

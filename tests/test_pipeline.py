@@ -170,3 +170,43 @@ def test_lanes_give_the_same_data_as_stage_by_stage_with_one_task_per_part(prefe
     assert task_run_names(fused_state.state_details.flow_run_id) == sorted(["ingest"] + ["shard-lane"] * parts)
     staged_names = task_run_names(staged_state.state_details.flow_run_id)
     assert "shard-lane" not in staged_names and len(staged_names) == 1 + len(computed) * parts
+
+
+def test_a_lane_stops_where_a_stage_left_transient_failures(prefect_harness, env):
+    """An LLM stage that could not finish (here: nothing listens at the endpoint) stops
+    its lane: the stage after it never marks a part done on incomplete input."""
+    import socket
+
+    from codeio.llm.openai_client import LLMConfig
+    from codeio.settings import load_settings
+    from codeio.stages import synthesize, verify
+    from flows.pipeline import open_store, sandbox_config
+    from tasks.lane import run_lane
+    from tasks.resources import RuntimeSpec
+    from tasks.shard import DatasetRef, ShardJob
+    from tasks.synthesize import synthesize_task
+    from tasks.verify import verify_task
+
+    first = run(revision_rounds=0)
+    prompts = stage(first, "build_prompts")
+    store = open_store(load_settings())
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(load_settings()),
+                          llm=LLMConfig(base_url=f"http://127.0.0.1:{closed}/v1", api_key="k", model="m",
+                                        max_attempts=1, timeout=2.0))
+    instances = DatasetRef("build_prompts", prompts["key"], prompts["parts"])
+    answers = ShardJob(stage="synthesize", key="lane-test-responses", part=0, runtime=runtime,
+                       config=synthesize.TeacherConfig(teacher="openai", model="m"), inputs={"instances": instances},
+                       options={"round": 1})
+    checks = ShardJob(stage="verify", key="lane-test-verdicts", part=0, runtime=runtime, config=verify.VerifyConfig(),
+                      inputs={"instances": instances, "responses": DatasetRef("synthesize", answers.key, 1)},
+                      options={"round": 1})
+    with pytest.raises(RuntimeError, match="left transient failures in the middle of a lane"):
+        run_lane([(synthesize_task.name, answers), (verify_task.name, checks)])
+    assert store.part_marker("synthesize", answers.key, 0)["stats"]["retryable"] > 0
+    assert store.part_marker("verify", checks.key, 0) is None
+    # the same stage at a lane's end is fine: the flow keys its children after it
+    (outcome,) = run_lane([(synthesize_task.name, answers)])
+    assert outcome.stats["retryable"] > 0
