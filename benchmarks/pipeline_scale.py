@@ -6,10 +6,10 @@ books) costs over calling the stages directly.
     .venv/bin/python benchmarks/pipeline_scale.py [--sizes 2000,20000,100000] [--direct-sizes 2000,20000]
                                                   [--shard-size N]
 
-On 2 cores the full run takes about 12-13 ms per function per run (flow, and
-direct again where asked): about 50 minutes with the direct run at 2k and 20k only,
-about 75 with it at 100k too. ``--shard-size 1000`` is what the figures in the
-notes used (the setting's default is 500: twice the tasks, same records).
+On 2 cores a run costs about 8-10 ms per function (the flow, and the direct run
+again where asked): about 25 minutes for the default sizes with the direct run
+at 2k and 20k only, about 40 with it at 100k too. The shard size is the
+setting's (CODEIO_SHARD_SIZE, 1000) unless ``--shard-size`` says otherwise.
 
 Each size is a fresh corpus (deterministic: the same functions every time; small,
 distinct functions with 2-3 given pairs each) written as unified JSONL in a temp
@@ -17,10 +17,11 @@ dir, run through ingest -> normalize -> collect_io -> build_prompts ->
 synthesize (offline teacher) -> verify -> assemble twice, in this process run:
 
 - "direct": the ``codeio.stages`` functions over the same shards and the same
-  store layout, each stage mapped over its shards on as many worker processes as
-  the flow's task runner has (each process with its own sandbox pool and
-  execution cache, built exactly as the flow's workers build them), with no
-  Prefect, no Dask and no lineage;
+  store layout, each part taken through every stage in order (as the flow's
+  lanes do: no barrier between stages) on as many worker processes as the
+  flow's task runner has (each process with its own sandbox pool and execution
+  cache, built exactly as the flow's workers build them), with no Prefect, no
+  Dask and no lineage;
 - "flow": the ``codeio-pipeline`` flow with the production defaults (Dask
   LocalCluster, lineage in SQLite, markers and manifests).
 
@@ -256,8 +257,14 @@ def _direct_shard(stage: str, part: int, inputs: dict[str, tuple[str, str]], con
     return len(output.records)
 
 
-def _warm_worker() -> int:
-    return os.getpid()
+def _direct_lane(part: int, wiring: dict[str, Any], configs: dict[str, Any], runtime: Any, keys: dict[str, str],
+                 options: dict[str, Any]) -> int:
+    """One part through every stage in order, as the flow's lanes run it; returns
+    the part's samples."""
+    samples = 0
+    for stage, config in configs.items():
+        samples = _direct_shard(stage, part, wiring[stage], config, runtime, keys[stage], options)
+    return samples
 
 
 def run_direct(corpus: Path, store_url: str, settings: Any, workers: int) -> tuple[float, int]:
@@ -304,15 +311,10 @@ def run_direct(corpus: Path, store_url: str, settings: Any, workers: int) -> tup
                      "verdicts": ("verify", keys["verify"])},
     }
     options = {"timeout_s": settings.exec_timeout_s}
-    samples = 0
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        for stage, config in configs.items():
-            futures = [pool.submit(_direct_shard, stage, part, wiring[stage], config, runtime, keys[stage], options)
-                       for part in range(parts)]
-            counts = [future.result() for future in futures]
-            if stage == "assemble":
-                samples = sum(counts)
+        futures = [pool.submit(_direct_lane, part, wiring, configs, runtime, keys, options) for part in range(parts)]
+        samples = sum(future.result() for future in futures)
     return time.perf_counter() - start, samples
 
 
