@@ -350,6 +350,7 @@ def save_results_block(stack: Stack) -> None:
 
 def start_dask(stack: Stack) -> None:
     env = base_env(stack)
+    env.setdefault("DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED", "false")  # no 10 ms stack sampler in workers
     scratch = Path(stack.state_dir) / "dask-scratch"
     env["DASK_TEMPORARY_DIRECTORY"] = str(scratch)
     scheduler = spawn(stack, "dask-scheduler", [venv_bin("dask"), "scheduler", "--host", HOST, "--port",

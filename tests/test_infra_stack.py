@@ -121,6 +121,9 @@ def test_stack_up_serves_a_pipeline_run_and_down_stops_everything(stack_env, tmp
         assert response.status == 200
     with Client(exports["CODEIO_DASK_ADDRESS"], timeout=30) as client:
         assert len(client.scheduler_info()["workers"]) == 2
+        # no every-10-ms stack sampler in the workers (it takes CPU from the sandbox)
+        profiler = client.run(lambda: __import__("dask").config.get("distributed.worker.profile.enabled"))
+        assert set(profiler.values()) == {False}
     with psycopg.connect(exports["CODEIO_DATABASE_URL"].replace("+psycopg", ""), connect_timeout=5) as conn:
         assert conn.execute("SELECT current_database()").fetchone()[0] == stack_env["CODEIO_STACK_DATABASE"]
 
