@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     # run each shard through consecutive stages in one task (a lane) wherever no LLM stage sits in
     # between: no barrier per stage, one task run per part instead of one per stage and part
     fuse_stages: bool = True
+    # runs that share the lineage database claim each dataset they compute there; a claim lives this
+    # long without renewal (the holder renews it every third), so a crashed run blocks others at most this
+    claim_lease_s: float = Field(default=120.0, gt=0)
 
     # prompts
     prompt_dir: str | None = None  # a folder whose *.txt templates override the shipped ones

@@ -11,16 +11,22 @@ failures closes the lane, because its children's keys depend on its outcome.
 from __future__ import annotations
 
 import getpass
+import logging
+import os
+import socket
 import subprocess
 import threading
+import time
+import uuid
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from prefect.futures import as_completed
+from sqlalchemy.exc import SQLAlchemyError
 
 from codeio.records import stable_id
 from codeio.stages.base import config_dict, dataset_key
@@ -31,6 +37,9 @@ from tasks.resources import RuntimeSpec
 from tasks.shard import DatasetRef, ShardJob, ShardOutcome
 
 SCHEMA_VERSION = "1"
+CLAIM_LEASE_S = 120.0  # a claim's life without renewal: how long a crashed run blocks a dataset at most
+CLAIM_POLL_S = 1.0  # how often a run that waits for another's claim looks again
+logger = logging.getLogger(__name__)
 
 
 def code_version() -> str:
@@ -122,6 +131,79 @@ class DatasetClaims:
             yield
 
 
+def holder_is_gone(holder: str) -> bool:
+    """Whether a claim's holder ("host:pid:nonce") was a process of this host that no
+    longer exists. Holders on other hosts (or in another PID namespace under the
+    same host name) count as alive: their claims end with their lease."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
+
+
+class LineageClaims:
+    """Claims across processes that share the lineage database (two runs, a nightly
+    and a sweep, on one store): the first to claim a dataset computes it, the others
+    wait for the claim to go and reuse the dataset. The holder renews its claims
+    every third of the lease; a crashed holder's claims expire after the lease, or
+    at once when it was a process of this host that is gone (a killed run)."""
+
+    def __init__(self, lineage: Any, run_id: str | None, lease_s: float = CLAIM_LEASE_S,
+                 poll_s: float = CLAIM_POLL_S, on_wait: Callable[[str, str], None] | None = None):
+        self.lineage = lineage
+        self.run_id = run_id
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.on_wait = on_wait or (lambda label, owner: None)
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._guard = threading.Lock()
+        self._held = 0
+        self._stop: threading.Event | None = None
+
+    @contextmanager
+    def hold(self, store_url: str, key: str, label: str) -> Iterator[None]:
+        owner, told = self.lineage.try_claim(store_url, key, self.holder, self.run_id, self.lease_s), False
+        while owner is not None:
+            if holder_is_gone(owner):  # killed on this host: no need to wait for its lease to end
+                self.lineage.drop_claims(owner)
+            else:
+                if not told:
+                    self.on_wait(label, owner)
+                    told = True
+                time.sleep(self.poll_s)
+            owner = self.lineage.try_claim(store_url, key, self.holder, self.run_id, self.lease_s)
+        self._count(+1)
+        try:
+            yield
+        finally:
+            self._count(-1)
+            self.lineage.release_claim(store_url, key, self.holder)
+
+    def _count(self, step: int) -> None:
+        with self._guard:
+            self._held += step
+            if self._held == 1 and step > 0:
+                self._stop = threading.Event()
+                threading.Thread(target=self._renew, args=(self._stop,), name="claim-renewer", daemon=True).start()
+            elif self._held == 0 and self._stop is not None:
+                self._stop.set()
+                self._stop = None
+
+    def _renew(self, stop: threading.Event) -> None:
+        while not stop.wait(self.lease_s / 3):
+            try:
+                self.lineage.renew_claims(self.holder, self.lease_s)
+            except SQLAlchemyError as error:  # the database may come back before the lease ends
+                logger.warning("could not renew dataset claims of %s: %s", self.holder, error)
+
+
 @lru_cache(maxsize=1)
 def dataset_claims() -> DatasetClaims:
     """The process's claims (a lazily created per-process resource)."""
@@ -163,7 +245,8 @@ class StagePlan:
 
 class Orchestrator:
     def __init__(self, store: DataStore, runtime: RuntimeSpec, lineage: Any, run_id: str,
-                 progress: StageProgress | None = None, task_tags: tuple[str, ...] = (), fuse: bool = True):
+                 progress: StageProgress | None = None, task_tags: tuple[str, ...] = (), fuse: bool = True,
+                 claim_lease_s: float = CLAIM_LEASE_S):
         self.store = store
         self.runtime = runtime
         self.lineage = lineage
@@ -173,9 +256,15 @@ class Orchestrator:
         self.code_version = code_version()
         self.task_tags = tuple(task_tags)  # CODEIO_TASK_TAGS: for Prefect's tag concurrency limits
         self.fuse = fuse  # run stages that cannot leave transient failures in lanes (see ``add``)
+        self.claims = LineageClaims(lineage, run_id, claim_lease_s, on_wait=self._waiting)
         self._pending: list[StagePlan] = []
         # how a shard task is submitted: set by the flow to its Dask or thread-pool runner
         self.submit: Any = lambda task, parameters: task.submit(**parameters)
+
+    def _waiting(self, label: str, owner: str) -> None:
+        message = f"{label}: another run ({owner}) is computing this dataset; waiting to reuse it"
+        logger.info(message)
+        self.progress.note(message)
 
     def record_outcomes(self, summary: StageSummary, outcomes: list[ShardOutcome | dict[str, Any]], config: Any,
                         parents: dict[str, str]) -> None:
@@ -242,12 +331,6 @@ class Orchestrator:
         plans, self._pending = self._pending, []
         return self.run_lane(plans) if plans else []
 
-    def run_stage(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
-                  options: dict[str, Any] | None = None, label: str | None = None) -> DatasetRef:
-        """Reuse or compute one dataset now (after whatever is queued)."""
-        self._pending.append(self.plan(stage, version, task, config, inputs, parts, options, label, may_retry=True))
-        return self.flush()[-1]
-
     def run_lane(self, plans: list[StagePlan]) -> list[DatasetRef]:
         """Reuse or compute the datasets of ``plans`` (each a child of earlier ones or
         of finished datasets), holding this process's claim on each key. What is not
@@ -257,6 +340,7 @@ class Orchestrator:
         with ExitStack() as claims:
             for plan in plans:  # always in pipeline order, so two lanes never wait on each other in a cycle
                 claims.enter_context(dataset_claims().hold(self.store.url, plan.key))
+                claims.enter_context(self.claims.hold(self.store.url, plan.key, plan.label))
             summaries = {plan.key: StageSummary(stage=plan.stage, label=plan.label, key=plan.key, parts=plan.parts,
                                                 uri=self.store.uri(self.store.dataset_dir(plan.stage, plan.key)))
                          for plan in plans}

@@ -220,7 +220,7 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=llm,
                           templates=templates)
     orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_tags=settings.task_tags,
-                                fuse=settings.fuse_stages)
+                                fuse=settings.fuse_stages, claim_lease_s=settings.claim_lease_s)
 
     # ingest runs here: the source paths are local to the flow process
     ingest_cfg = ingest_config(specs, limit, settings.shard_size)

@@ -24,9 +24,10 @@ the orchestrator holds a per-process claim on each dataset key, so a
 shared dataset is still computed by one branch only (the others wait and reuse
 it). Ingest, which the pipeline runs outside the orchestrator, is done once by
 the sweep itself before the branches fan out. Without a configured Dask
-scheduler the sweep starts one LocalCluster that all branches share. Claims are
-per process: two sweeps in different processes on the same store may both
-compute a dataset they both need (same key, same content, shards idempotent).
+scheduler the sweep starts one LocalCluster that all branches share. Claims
+also hold across processes that share the lineage database (its
+``dataset_claims`` table): two sweeps, or a sweep and a nightly run, on the
+same store compute a dataset they both need once.
 
 Output: a comparison table (CSV, Markdown, Prefect table artifact) and a PNG
 of verdict outcomes per revision round per branch.

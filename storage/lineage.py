@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from enum import Enum
 from pathlib import Path, PurePath
 from typing import Any
@@ -34,12 +34,12 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import BaseModel, SecretBytes, SecretStr
-from sqlalchemy import Engine, case, create_engine, event, func, select, text, update
+from sqlalchemy import Engine, case, create_engine, delete, event, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
-from storage.models import Dataset, DatasetLocation, DatasetParent, Run, RunDataset, StageRun
+from storage.models import Dataset, DatasetClaim, DatasetLocation, DatasetParent, Run, RunDataset, StageRun
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
@@ -462,6 +462,51 @@ class LineageDB:
         )
         with self._write() as session:
             session.execute(statement)
+
+    # ---------------------------------------------------------------- claims
+
+    def try_claim(self, store_url: str, dataset_key: str, holder: str, run_id: str | None, lease_s: float) -> str | None:
+        """Claim a dataset of a store for ``holder`` (for ``lease_s`` seconds, renewable).
+        Returns None when ``holder`` has it now, else the holder that has it. An
+        expired claim (its holder stopped renewing it) is taken over."""
+        now = _now()
+        expires_at = now + timedelta(seconds=lease_s)
+        where = (DatasetClaim.store_url == store_url, DatasetClaim.dataset_key == dataset_key)
+        with self._write() as session:
+            session.execute(delete(DatasetClaim).where(*where, DatasetClaim.expires_at < now))
+            session.execute(self._insert(DatasetClaim).values(
+                store_url=store_url, dataset_key=dataset_key, holder=holder, run_id=run_id, claimed_at=now,
+                expires_at=expires_at).on_conflict_do_nothing())
+            owner = session.scalars(select(DatasetClaim.holder).where(*where)).one()
+            if owner == holder:
+                session.execute(update(DatasetClaim).where(*where).values(expires_at=expires_at))
+                return None
+            return owner
+
+    def renew_claims(self, holder: str, lease_s: float) -> int:
+        """Push the expiry of every claim ``holder`` has; returns how many it has."""
+        with self._write() as session:
+            result = session.execute(update(DatasetClaim).where(DatasetClaim.holder == holder)
+                                     .values(expires_at=_now() + timedelta(seconds=lease_s)))
+            return int(result.rowcount or 0)
+
+    def release_claim(self, store_url: str, dataset_key: str, holder: str) -> None:
+        with self._write() as session:
+            session.execute(delete(DatasetClaim).where(
+                DatasetClaim.store_url == store_url, DatasetClaim.dataset_key == dataset_key,
+                DatasetClaim.holder == holder))
+
+    def drop_claims(self, holder: str) -> None:
+        """Remove every claim of a holder known to be gone."""
+        with self._write() as session:
+            session.execute(delete(DatasetClaim).where(DatasetClaim.holder == holder))
+
+    def claims(self) -> list[dict[str, Any]]:
+        """The claims held now (expired ones included until someone takes them over)."""
+        with self._read() as session:
+            rows = session.scalars(select(DatasetClaim).order_by(DatasetClaim.claimed_at)).all()
+            return [{"store_url": r.store_url, "dataset_key": r.dataset_key, "holder": r.holder, "run_id": r.run_id,
+                     "claimed_at": r.claimed_at, "expires_at": r.expires_at} for r in rows]
 
     # ---------------------------------------------------------------- queries
 

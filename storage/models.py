@@ -185,3 +185,18 @@ class StageRun(Base):
     cost_usd: Mapped[float] = mapped_column(Float)
     retries: Mapped[int] = mapped_column(Integer)
     llm: Mapped[dict[str, Any]]
+
+
+class DatasetClaim(Base):
+    """A process computing a dataset of a store right now. Others that need the same
+    dataset wait for the claim to go, then reuse what it produced. The holder renews
+    its claim while it works; a claim left by a crashed process expires."""
+
+    __tablename__ = "dataset_claims"
+
+    store_url: Mapped[str] = mapped_column(String(URI_LENGTH), primary_key=True)
+    dataset_key: Mapped[str] = mapped_column(String(KEY_LENGTH), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(NAME_LENGTH * 2), index=True)
+    run_id: Mapped[str | None] = mapped_column(String(32))
+    claimed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]

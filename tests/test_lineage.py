@@ -38,7 +38,8 @@ from storage.models import Base
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-TABLES = {"runs", "datasets", "dataset_parents", "dataset_locations", "run_datasets", "stage_runs", "alembic_version"}
+TABLES = {"runs", "datasets", "dataset_parents", "dataset_locations", "run_datasets", "stage_runs", "dataset_claims",
+          "alembic_version"}
 RACERS = 4
 RACE_TIMEOUT_S = 120
 
@@ -489,3 +490,39 @@ def test_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         db.upgrade()
     assert (tmp_path / ".codeio" / "lineage.db").is_file()
     assert "topsecret" not in repr(LineageDB("postgresql+psycopg://u:topsecret@127.0.0.1/x"))
+
+
+# ------------------------------------------------------------------ claims
+
+
+def test_dataset_claims_across_holders(db: LineageDB) -> None:
+    """First come holds a dataset; others see who; release or expiry lets the next in."""
+    store, key = "s3://bucket/codeio", "collect_io-abc"
+    assert db.try_claim(store, key, "run-a", "a" * 32, lease_s=60) is None
+    assert db.try_claim(store, key, "run-b", None, lease_s=60) == "run-a"
+    assert db.try_claim(store, key, "run-a", "a" * 32, lease_s=60) is None  # its own claim: renewed
+    assert db.try_claim("file:///elsewhere", key, "run-b", None, lease_s=60) is None  # another store: free
+    assert db.renew_claims("run-a", lease_s=60) == 1 and db.renew_claims("nobody", lease_s=60) == 0
+    db.release_claim(store, key, "run-b")  # not its claim: no effect
+    assert db.try_claim(store, key, "run-b", None, lease_s=60) == "run-a"
+    db.release_claim(store, key, "run-a")
+    assert db.try_claim(store, key, "run-b", None, lease_s=0.2) is None
+    # run-b stops renewing (a crash): once its lease is over the claim is taken over
+    assert db.try_claim(store, key, "run-c", None, lease_s=60) == "run-b"
+    time.sleep(0.3)
+    assert db.try_claim(store, key, "run-c", None, lease_s=60) is None
+    assert [(c["store_url"], c["holder"]) for c in db.claims()] == [("file:///elsewhere", "run-b"), (store, "run-c")]
+
+
+def test_one_of_many_concurrent_claimers_wins(db: LineageDB) -> None:
+    """Threads (each its own holder, its own transaction) race for one key: exactly one wins."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def claim(holder: str) -> str | None:
+        return db.try_claim("file:///s", "k", holder, None, lease_s=60)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(claim, [f"h{i}" for i in range(16)]))
+    winners = [f"h{i}" for i, owner in enumerate(results) if owner is None]
+    assert len(winners) == 1
+    assert all(owner == winners[0] for owner in results if owner is not None)
