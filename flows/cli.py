@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from typing import Optional
@@ -16,9 +17,14 @@ console = Console()
 err = Console(stderr=True)
 
 
-def _quiet_prefect() -> None:
-    """Prefect's per-task INFO lines drown the progress bars; the user can override."""
+def quiet_logs() -> None:
+    """Prefect's per-task INFO lines and the embedded Dask cluster's start/stop INFO
+    lines drown the progress bars; the user can override either. (Set before
+    Prefect or Dask is imported; the cluster's worker processes inherit it.)"""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    if "DASK_LOGGING__DISTRIBUTED" not in os.environ:
+        os.environ["DASK_LOGGING__DISTRIBUTED"] = "warning"
+        logging.getLogger("distributed").setLevel(logging.WARNING)  # in case Dask is imported already
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -45,7 +51,7 @@ def run(
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
 ) -> None:
     """Run the pipeline (reusing every dataset already in the store)."""
-    _quiet_prefect()
+    quiet_logs()
     from codeio.settings import load_settings
     from codeio.prompting import TemplateError
     from codeio.sources import SourceSpecError

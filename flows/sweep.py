@@ -444,15 +444,15 @@ def codeio_ablation_sweep(
 
 def sweep_command(grid_path: str, out_dir: str | None) -> None:
     """`codeio sweep GRID.yaml`: run the sweep flow, print the comparison table."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
     import logging
 
     import typer
     from rich.console import Console
     from rich.table import Table
 
+    from flows.cli import quiet_logs
+
+    quiet_logs()
     if os.environ["PREFECT_LOGGING_LEVEL"] == "WARNING":  # prefect configured its loggers at import
         for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
             logging.getLogger(name).setLevel(logging.WARNING)

@@ -28,6 +28,7 @@ def cli(tmp_path):
         return done
 
     call.cwd = tmp_path
+    call.env = env
     return call
 
 
@@ -60,6 +61,16 @@ def test_run_runs_lineage_export(cli):
 
     missing = cli("lineage", "no-such-sample", check=False)
     assert missing.returncode == 1 and "no sample" in missing.stderr
+
+
+def test_the_embedded_cluster_leaves_the_terminal_to_the_progress_bars(cli):
+    """The README's first command runs on a LocalCluster: its start/stop INFO lines
+    (scheduler, nannies, workers) stay out of the user's terminal."""
+    del cli.env["CODEIO_DASK_WORKERS"]
+    done = cli("run", "--limit", "4", "--out", "out/samples.jsonl")
+    assert "collect_io" in done.stderr and "1/1 shards" in done.stderr
+    assert "distributed." not in done.stderr + done.stdout, done.stderr[-2000:]
+    assert (cli.cwd / "out" / "samples.jsonl").read_text()
 
 
 def test_raw_sources_without_an_endpoint_say_what_to_set(cli, tmp_path):
