@@ -253,7 +253,7 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                                                memory_mb=settings.exec_memory_mb)
         pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
                                  {"functions": functions}, parts,
-                                       options={"environment": environment_fingerprint(runtime.sandbox.preload)})
+                                 options={"environment": environment_fingerprint(runtime.sandbox.preload)})
         prompt_cfg = build_prompts.PromptConfig(pairs_per_function=pairs_per_function, tasks=TASK_MIXES[task_mix],
                                                 placement=placement, template_version=templates.label,
                                                 template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES))
