@@ -34,9 +34,10 @@ LEDGER_DIR = "nightly"
 STATE_DIR = ".codeio/nightly"  # where delta source files are written (local: sources are read by this process)
 RUN_KIND_PREFIX = "nightly"
 DIGEST_CHARS = 16
-# origin fields carried back into a raw JSONL row (codeio.sources reads them from the row)
+# origin fields carried back into a source row, by the column codeio.sources reads them from
 RAW_ORIGIN_FIELDS = {"path": "path", "repo": "repo_name", "blob_id": "blob_id", "license": "license",
                      "score": "score", "int_score": "int_score", "length_bytes": "length_bytes"}
+UNIFIED_ORIGIN_FIELDS = ("path", "repo", "blob_id", "license")  # what a unified row carries of them
 
 
 def run_kind(stream: str) -> str:
@@ -64,22 +65,18 @@ def seen_source_ids(store: DataStore, ledger: list[dict[str, Any]]) -> set[str]:
     return seen
 
 
-def _unified_row(record: dict[str, Any]) -> dict[str, Any]:
+def _origin_columns(record: dict[str, Any], names: Any) -> dict[str, Any]:
     origin = json.loads(record["origin"])
-    row = {"refcode": record["content"], **json.loads(record["unified"])}
-    for name, column in (("path", "path"), ("repo", "repo_name"), ("blob_id", "blob_id"), ("license", "license")):
-        if origin.get(name) is not None:
-            row[column] = origin[name]
-    return row
+    return {RAW_ORIGIN_FIELDS[name]: origin[name] for name in names if origin.get(name) is not None}
+
+
+def _unified_row(record: dict[str, Any]) -> dict[str, Any]:
+    return {"refcode": record["content"], **json.loads(record["unified"]),
+            **_origin_columns(record, UNIFIED_ORIGIN_FIELDS)}
 
 
 def _raw_row(record: dict[str, Any]) -> dict[str, Any]:
-    origin = json.loads(record["origin"])
-    row = {"content": record["content"]}
-    for name, column in RAW_ORIGIN_FIELDS.items():
-        if origin.get(name) is not None:
-            row[column] = origin[name]
-    return row
+    return {"content": record["content"], **_origin_columns(record, RAW_ORIGIN_FIELDS)}
 
 
 def write_delta(records: list[dict[str, Any]], state_dir: Path) -> list[str]:
