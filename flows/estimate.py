@@ -38,7 +38,6 @@ ASSUMED_NORMALIZE_COMPLETION_TOKENS = 900
 ASSUMED_ANSWER_COMPLETION_TOKENS = 600
 ASSUMED_FEEDBACK_CHARS = 200  # execution feedback of a revision turn
 ASSUMED_GIVEN_JSON = json.dumps({"value": "x" * 40})  # a sampled input or output we cannot know before running
-TASK_MIXES = {"both": ("output", "input"), "input": ("input",), "output": ("output",)}
 PAIR_COLUMNS = ["function_id", "pair_index", "input", "output"]
 TALLY_FIELDS = ("requests", "cached", "prompt_tokens", "completion_tokens", "completion_tokens_max", "cost_usd",
                 "cost_usd_max")
@@ -72,7 +71,7 @@ def estimate_run(settings: Settings, sources: list[str], *, limit: int | None, t
                  revision_rounds: int, pairs_per_function: int, task_mix: str, placement: str = "prompt",
                  first_round_pass_rate: float = 0.0) -> dict[str, Any]:
     from codeio.llm.openai_client import LLMConfig
-    from flows.pipeline import llm_config, open_store, resolve_teacher
+    from flows.pipeline import TASK_MIXES, llm_config, open_store, resolve_teacher
 
     teacher = resolve_teacher(settings, teacher)
     endpoint = llm_config(settings, teacher) is not None  # the pipeline normalizes with the LLM whenever one is set
