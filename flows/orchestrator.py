@@ -32,6 +32,7 @@ from codeio.records import stable_id
 from codeio.stages.base import config_dict, dataset_key
 from flows.progress import StageProgress
 from storage.store import DataStore
+from tasks.ingest import ingest_config, ingest_task
 from tasks.lane import lane_task
 from tasks.resources import RuntimeSpec
 from tasks.shard import DatasetRef, ShardJob, ShardOutcome
@@ -302,6 +303,17 @@ class Orchestrator:
         )
         self.lineage.link_run_dataset(self.run_id, summary.key, "reused" if summary.reused else "produced")
         self.stages.append(summary)
+
+    def ingest(self, specs: list[Any], limit: int | None,
+               shard_size: int) -> tuple[DatasetRef, list[dict[str, Any]], StageSummary]:
+        """Ingest in this process (source paths are local to it) and book it like any
+        stage; returns the sources dataset, its part markers and its summary."""
+        config = ingest_config(specs, limit, shard_size)
+        ref, markers = ingest_task(specs, config, self.store)
+        summary = StageSummary("ingest", "ingest", ref.key, self.store.uri(self.store.dataset_dir("ingest", ref.key)),
+                               ref.parts, reused=all(m.get("cached") for m in markers))
+        self.record_outcomes(summary, markers, config, {})
+        return ref, markers, summary
 
     def plan(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
              options: dict[str, Any] | None = None, label: str | None = None, may_retry: bool = False) -> StagePlan:

@@ -8,7 +8,6 @@ entrypoint; the lineage database is written from this process only.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
@@ -19,7 +18,7 @@ from codeio.execution import Limits
 from codeio.settings import Settings, load_settings
 from codeio.sources import parse_source_specs
 from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
-from flows.orchestrator import Orchestrator, StageSummary, code_version, current_user
+from flows.orchestrator import Orchestrator, code_version, current_user
 from flows.progress import StageProgress
 from flows.summary import build_summary, publish_artifacts
 from storage.export import export_samples
@@ -28,9 +27,8 @@ from storage.store import DataStore, s3_storage_options
 from tasks.assemble import assemble_task
 from tasks.build_prompts import build_prompts_task
 from tasks.collect_io import collect_io_task
-from tasks.ingest import ingest_config, ingest_task
 from tasks.normalize import normalize_task
-from tasks.resources import RuntimeSpec
+from tasks.resources import RuntimeSpec, usable_cores
 from tasks.synthesize import synthesize_task
 from tasks.verify import verify_task
 
@@ -76,7 +74,7 @@ def local_workers(settings: Settings) -> int:
     single-threaded process per core this process may use (0: threads, no cluster)."""
     if settings.dask_workers is not None:
         return settings.dask_workers
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return usable_cores()
 
 
 def llm_processes(settings: Settings, parts: int) -> int:
@@ -222,13 +220,7 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_tags=settings.task_tags,
                                 fuse=settings.fuse_stages, claim_lease_s=settings.claim_lease_s)
 
-    # ingest runs here: the source paths are local to the flow process
-    ingest_cfg = ingest_config(specs, limit, settings.shard_size)
-    sources_ref, markers = ingest_task(specs, ingest_cfg, store)
-    ingest_summary = StageSummary("ingest", "ingest", sources_ref.key,
-                                  store.uri(store.dataset_dir("ingest", sources_ref.key)), sources_ref.parts,
-                                  reused=all(m.get("cached") for m in markers))
-    orchestrator.record_outcomes(ingest_summary, markers, ingest_cfg, {})
+    sources_ref, markers, ingest_summary = orchestrator.ingest(specs, limit, settings.shard_size)
     bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), {ingest_summary.rejected} rejected")
     parts = sources_ref.parts
 

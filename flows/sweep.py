@@ -18,11 +18,10 @@ A grid file (YAML) names the sources, the parameters every branch shares
 Sharing needs no bookkeeping of its own: dataset keys are content hashes of
 (stage, version, config, parent keys), so branches that differ only downstream
 compute the same upstream keys and the orchestrator reuses a dataset whose
-manifest exists. Branches run at the same time on threads of the flow process, stage
-by stage (no lanes);
-the orchestrator holds a per-process claim on each dataset key, so a
-shared dataset is still computed by one branch only (the others wait and reuse
-it). Ingest, which the pipeline runs outside the orchestrator, is done once by
+manifest exists. Branches run at the same time on threads of the flow process,
+stage by stage (no lanes); the orchestrator holds a per-process claim on each
+dataset key, so a shared dataset is still computed by one branch only (the
+others wait and reuse it). Ingest, which the pipeline runs outside the orchestrator, is done once by
 the sweep itself before the branches fan out. Without a configured Dask
 scheduler the sweep starts one LocalCluster that all branches share. Claims
 also hold across processes that share the lineage database (its
@@ -224,16 +223,10 @@ def _ingest_once(settings: Settings, grid: SweepGrid, lineage: Any, run_id: str)
     """Every branch reads the same sources: ingest them here, once, in the sweep's own
     run, so that branches starting together all find the ingest manifest."""
     from codeio.sources import parse_source_specs
-    from flows.orchestrator import Orchestrator, StageSummary
-    from tasks.ingest import ingest_config, ingest_task
+    from flows.orchestrator import Orchestrator
 
-    store = open_store(settings)
-    specs = parse_source_specs(list(grid.sources))
-    config = ingest_config(specs, grid.limit, settings.shard_size)
-    ref, markers = ingest_task(specs, config, store)
-    summary = StageSummary("ingest", "ingest", ref.key, store.uri(store.dataset_dir("ingest", ref.key)), ref.parts,
-                           reused=all(m.get("cached") for m in markers))
-    Orchestrator(store, None, lineage, run_id).record_outcomes(summary, markers, config, {})
+    orchestrator = Orchestrator(open_store(settings), None, lineage, run_id)
+    _, _, summary = orchestrator.ingest(parse_source_specs(list(grid.sources)), grid.limit, settings.shard_size)
     return summary.as_dict()
 
 

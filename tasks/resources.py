@@ -55,6 +55,11 @@ def _get(kind: str, key: Any, build):
         return found
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def parallelism(runtime: RuntimeSpec) -> int:
     """How many sandbox batches this process runs at once. A Dask worker gets as many
     as it has threads (Dask is told nworkers x nthreads = cores, so a LocalCluster of
@@ -67,8 +72,7 @@ def parallelism(runtime: RuntimeSpec) -> int:
 
         return max(1, int(get_worker().state.nthreads))
     except (ImportError, ValueError, AttributeError):
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, cores)
+        return max(1, usable_cores())
 
 
 def sandbox(runtime: RuntimeSpec) -> Executor:
