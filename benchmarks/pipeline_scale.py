@@ -16,12 +16,13 @@ distinct functions with 2-3 given pairs each) written as unified JSONL in a temp
 dir, run through ingest -> normalize -> collect_io -> build_prompts ->
 synthesize (offline teacher) -> verify -> assemble twice, in this process run:
 
-- "direct": the ``codeio.stages`` functions over the same shards and the same
-  store layout, each part taken through every stage in order (as the flow's
+- "direct": the stage tasks' own functions (``tasks.lane.run_lane``: the same
+  reads, stage calls, writes and completion markers as the flow's tasks, as
+  plain calls), each part taken through every stage in order (as the flow's
   lanes do: no barrier between stages) on as many worker processes as the
   flow's task runner has (each process with its own sandbox pool and execution
-  cache, built exactly as the flow's workers build them), with no Prefect, no
-  Dask and no lineage;
+  cache, built exactly as the flow's workers build them), with no Prefect task
+  run, no Dask and no lineage;
 - "flow": the ``codeio-pipeline`` flow with the production defaults (Dask
   LocalCluster, lineage in SQLite, markers and manifests).
 
@@ -203,71 +204,16 @@ class TreeMemory:
 
 
 # ---- the direct run ------------------------------------------------------------------
-def _direct_shard(stage: str, part: int, inputs: dict[str, tuple[str, str]], config: Any, runtime: Any,
-                  out_key: str, options: dict[str, Any]) -> int:
-    """One shard of one stage, called directly: read the inputs, run the stage
-    function, write its records (and completion marker) to the store."""
-    from codeio.execution import Limits
-    from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
-    from tasks import resources
+def _direct_lane(steps: list[tuple[str, Any]]) -> int:
+    """One part through every stage in order with the stage tasks' own functions
+    (``tasks.lane.run_lane``: plain calls, no Prefect task run), as the flow's
+    lanes run it; returns the part's samples."""
+    from tasks.lane import run_lane
 
-    from datetime import datetime, timezone
-
-    started_at = datetime.now(timezone.utc).isoformat()
-    store = runtime.store.open()
-
-    def read(name: str) -> list[dict[str, Any]]:
-        ref_stage, ref_key = inputs[name]
-        return store.read_part(ref_stage, ref_key, part)
-
-    if stage == "normalize":
-        records = read("sources")
-        output = normalize.normalize_shard(records, config, None)
-        schema = normalize.WRITES
-    elif stage == "collect_io":
-        records = read("functions")
-        output = collect_io.collect_io_shard(records, config, resources.sandbox(runtime),
-                                             parallelism=resources.parallelism(runtime))
-        schema = collect_io.WRITES
-    elif stage == "build_prompts":
-        records = read("pairs")
-        output = build_prompts.build_prompts_shard(read("functions"), records, config, resources.templates(runtime))
-        schema = build_prompts.WRITES
-    elif stage == "synthesize":
-        records = read("instances")
-        teacher = resources.offline_teacher(runtime, Limits(timeout_s=float(options["timeout_s"])))
-        output = synthesize.synthesize_shard(records, config, 1, {}, offline=teacher,
-                                             parallelism=resources.parallelism(runtime))
-        schema = synthesize.WRITES
-    elif stage == "verify":
-        records = read("responses")
-        output = verify.verify_shard(read("instances"), records, config, resources.sandbox(runtime),
-                                     resources.templates(runtime), parallelism=resources.parallelism(runtime))
-        schema = verify.WRITES
-    elif stage == "assemble":
-        records = read("instances")
-        output = assemble.assemble_shard(records, {1: (read("responses"), read("verdicts"))}, config,
-                                         resources.templates(runtime))
-        schema = assemble.WRITES
-    else:
-        raise ValueError(f"unknown stage {stage}")
-    store.write_part(stage, out_key, part, schema, output.records, output.rejects,
-                     {"records_in": len(records), "stats": output.stats, "started_at": started_at,
-                      "finished_at": datetime.now(timezone.utc).isoformat()})
-    return len(output.records)
+    return run_lane(steps)[-1].records_out
 
 
-def _direct_lane(part: int, wiring: dict[str, Any], configs: dict[str, Any], runtime: Any, keys: dict[str, str],
-                 options: dict[str, Any]) -> int:
-    """One part through every stage in order, as the flow's lanes run it; returns
-    the part's samples."""
-    samples = 0
-    for stage, config in configs.items():
-        samples = _direct_shard(stage, part, wiring[stage], config, runtime, keys[stage], options)
-    return samples
-
-
-def run_direct(corpus: Path, store_url: str, settings: Any, workers: int) -> tuple[float, int]:
+def run_direct(corpus: Path, settings: Any, workers: int) -> tuple[float, int]:
     """The stages without Prefect, Dask or lineage; returns (seconds, samples)."""
     import multiprocessing
 
@@ -275,46 +221,54 @@ def run_direct(corpus: Path, store_url: str, settings: Any, workers: int) -> tup
     from codeio.sources import parse_source_specs
     from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
     from flows.pipeline import open_store, sandbox_config
+    from tasks.assemble import assemble_task
+    from tasks.build_prompts import build_prompts_task
+    from tasks.collect_io import collect_io_task
     from tasks.ingest import ingest_config, ingest_task
-    from tasks.resources import RuntimeSpec
+    from tasks.normalize import normalize_task
+    from tasks.resources import RuntimeSpec, usable_cores
+    from tasks.shard import DatasetRef, ShardJob
+    from tasks.synthesize import synthesize_task
+    from tasks.verify import verify_task
 
     start = time.perf_counter()
     store = open_store(settings)
     templates = prompting.PromptTemplates.load(settings.prompt_dir)
     # each process gets the sandbox batches a Dask worker of the flow gets: its share of the cores
-    per_process = max(1, (os.cpu_count() or 1) // workers)
-    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None, parallelism=per_process,
-                          templates=templates)
+    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None,
+                          parallelism=max(1, usable_cores() // workers), templates=templates)
     specs = parse_source_specs([f"unified:{corpus}"])
     sources, _ = ingest_task.fn(specs, ingest_config(specs, None, settings.shard_size), store)
     parts = sources.parts
-    configs = {
-        "normalize": normalize.NormalizeConfig(teacher="none", model=""),  # unified rows only pass through
-        "collect_io": collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,
-                                               call_timeout_s=settings.exec_timeout_s,
-                                               memory_mb=settings.exec_memory_mb),
-        "build_prompts": build_prompts.PromptConfig(template_version=templates.label,
-                                                    template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES)),
-        "synthesize": synthesize.TeacherConfig(teacher="offline", model="offline"),
-        "verify": verify.VerifyConfig(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb,
-                                      template_hash=templates.hash_of(prompting.FEEDBACK_TEMPLATES)),
-        "assemble": assemble.AssembleConfig(revision_rounds=0),
-    }
-    keys = {stage: f"direct-{stage}" for stage in configs}
-    wiring = {
-        "normalize": {"sources": ("ingest", sources.key)},
-        "collect_io": {"functions": ("normalize", keys["normalize"])},
-        "build_prompts": {"functions": ("normalize", keys["normalize"]), "pairs": ("collect_io", keys["collect_io"])},
-        "synthesize": {"instances": ("build_prompts", keys["build_prompts"])},
-        "verify": {"instances": ("build_prompts", keys["build_prompts"]), "responses": ("synthesize", keys["synthesize"])},
-        "assemble": {"instances": ("build_prompts", keys["build_prompts"]), "responses": ("synthesize", keys["synthesize"]),
-                     "verdicts": ("verify", keys["verify"])},
-    }
-    options = {"timeout_s": settings.exec_timeout_s}
+
+    def ref(stage: str) -> DatasetRef:
+        return DatasetRef(stage, f"direct-{stage}", parts)
+
+    # (task, stage, config, inputs, options) as the flow wires them for R=0 and the offline teacher
+    stages = [
+        (normalize_task, "normalize", normalize.NormalizeConfig(teacher="none", model=""), {"sources": sources}, {}),
+        (collect_io_task, "collect_io", collect_io.CollectConfig(
+            sample_timeout_s=settings.collect_timeout_s, call_timeout_s=settings.exec_timeout_s,
+            memory_mb=settings.exec_memory_mb), {"functions": ref("normalize")}, {}),
+        (build_prompts_task, "build_prompts", build_prompts.PromptConfig(
+            template_version=templates.label, template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES)),
+         {"functions": ref("normalize"), "pairs": ref("collect_io")}, {}),
+        (synthesize_task, "synthesize", synthesize.TeacherConfig(teacher="offline", model="offline"),
+         {"instances": ref("build_prompts")}, {"round": 1, "timeout_s": settings.exec_timeout_s}),
+        (verify_task, "verify", verify.VerifyConfig(
+            timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb,
+            template_hash=templates.hash_of(prompting.FEEDBACK_TEMPLATES)),
+         {"instances": ref("build_prompts"), "responses": ref("synthesize")}, {"round": 1}),
+        (assemble_task, "assemble", assemble.AssembleConfig(revision_rounds=0),
+         {"instances": ref("build_prompts"), "responses_1": ref("synthesize"), "verdicts_1": ref("verify")},
+         {"rounds": 1}),
+    ]
+    lanes = [[(task.name, ShardJob(stage=stage, key=ref(stage).key, part=part, config=config, inputs=inputs,
+                                   runtime=runtime, options=options))
+              for task, stage, config, inputs, options in stages] for part in range(parts)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(_direct_lane, part, wiring, configs, runtime, keys, options) for part in range(parts)]
-        samples = sum(future.result() for future in futures)
+        samples = sum(pool.map(_direct_lane, lanes))
     return time.perf_counter() - start, samples
 
 
@@ -380,7 +334,9 @@ def main() -> None:
     from codeio.settings import load_settings
 
     base = load_settings()
-    workers = base.dask_workers if base.dask_workers is not None else min(2, os.cpu_count() or 1)
+    from flows.pipeline import local_workers
+
+    workers = local_workers(base)
     print(f"sizes {sizes}, shard size {base.shard_size}, {workers} task-runner workers, {os.cpu_count()} cores, "
           f"work dir {work}")
     rows: list[dict[str, Any]] = []
@@ -395,7 +351,7 @@ def main() -> None:
                 if size in direct_sizes:
                     memory.reset()
                     settings = load_settings(store=str(work / f"store-direct-{size}"))
-                    row["direct_s"], row["direct_samples"] = run_direct(corpus, settings.store, settings, max(workers, 1))
+                    row["direct_s"], row["direct_samples"] = run_direct(corpus, settings, max(workers, 1))
                     row["direct_peak_rss"] = memory.peak_rss
                 memory.reset()
                 os.environ["CODEIO_STORE"] = str(work / f"store-flow-{size}")
