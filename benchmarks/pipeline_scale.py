@@ -204,6 +204,13 @@ class TreeMemory:
 
 
 # ---- the direct run ------------------------------------------------------------------
+def run_spec(corpus: Path) -> Any:
+    """The run both sides make: the corpus, the offline teacher, no revision round."""
+    from flows.spec import RunSpec
+
+    return RunSpec(sources=(f"unified:{corpus}",), teacher="offline", revision_rounds=0)
+
+
 def _direct_lane(steps: list[tuple[str, Any]]) -> int:
     """One part through every stage in order with the stage tasks' own functions
     (``tasks.lane.run_lane``: plain calls, no Prefect task run), as the flow's
@@ -219,8 +226,8 @@ def run_direct(corpus: Path, settings: Any, workers: int) -> tuple[float, int]:
 
     from codeio import prompting
     from codeio.sources import parse_source_specs
-    from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
     from flows.pipeline import open_store, sandbox_config
+    from flows.spec import stage_configs
     from tasks.assemble import assemble_task
     from tasks.build_prompts import build_prompts_task
     from tasks.collect_io import collect_io_task
@@ -237,29 +244,25 @@ def run_direct(corpus: Path, settings: Any, workers: int) -> tuple[float, int]:
     # each process gets the sandbox batches a Dask worker of the flow gets: its share of the cores
     runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None,
                           parallelism=max(1, usable_cores() // workers), templates=templates)
-    specs = parse_source_specs([f"unified:{corpus}"])
+    specs = parse_source_specs(list(run_spec(corpus).sources))
     sources, _ = ingest_task.fn(specs, ingest_config(specs, None, settings.shard_size), store)
     parts = sources.parts
+    configs = stage_configs(run_spec(corpus), settings, templates, raw_sources=False)
 
     def ref(stage: str) -> DatasetRef:
         return DatasetRef(stage, f"direct-{stage}", parts)
 
-    # (task, stage, config, inputs, options) as the flow wires them for R=0 and the offline teacher
+    # (task, stage, config, inputs, options) as the flow wires them for the run's spec (R=0)
     stages = [
-        (normalize_task, "normalize", normalize.NormalizeConfig(teacher="none", model=""), {"sources": sources}, {}),
-        (collect_io_task, "collect_io", collect_io.CollectConfig(
-            sample_timeout_s=settings.collect_timeout_s, call_timeout_s=settings.exec_timeout_s,
-            memory_mb=settings.exec_memory_mb), {"functions": ref("normalize")}, {}),
-        (build_prompts_task, "build_prompts", build_prompts.PromptConfig(
-            template_version=templates.label, template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES)),
+        (normalize_task, "normalize", configs.normalize, {"sources": sources}, {}),
+        (collect_io_task, "collect_io", configs.collect_io, {"functions": ref("normalize")}, {}),
+        (build_prompts_task, "build_prompts", configs.build_prompts,
          {"functions": ref("normalize"), "pairs": ref("collect_io")}, {}),
-        (synthesize_task, "synthesize", synthesize.TeacherConfig(teacher="offline", model="offline"),
+        (synthesize_task, "synthesize", configs.synthesize,
          {"instances": ref("build_prompts")}, {"round": 1, "timeout_s": settings.exec_timeout_s}),
-        (verify_task, "verify", verify.VerifyConfig(
-            timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb,
-            template_hash=templates.hash_of(prompting.FEEDBACK_TEMPLATES)),
+        (verify_task, "verify", configs.verify,
          {"instances": ref("build_prompts"), "responses": ref("synthesize")}, {"round": 1}),
-        (assemble_task, "assemble", assemble.AssembleConfig(revision_rounds=0),
+        (assemble_task, "assemble", configs.assemble,
          {"instances": ref("build_prompts"), "responses_1": ref("synthesize"), "verdicts_1": ref("verify")},
          {"rounds": 1}),
     ]
@@ -278,8 +281,7 @@ def run_flow(corpus: Path) -> tuple[float, int, dict[str, float]]:
     from flows.pipeline import codeio_pipeline
 
     start = time.perf_counter()
-    summary = codeio_pipeline(sources=[f"unified:{corpus}"], teacher="offline", revision_rounds=0,
-                              show_progress=False)
+    summary = codeio_pipeline(spec=run_spec(corpus), show_progress=False)
     seconds = time.perf_counter() - start
     stages = {s["label"]: s["seconds"] for s in summary["stages"]}
     return seconds, int(summary["samples"]), stages

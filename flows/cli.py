@@ -3,30 +3,51 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 
+from flows.console import fail, quiet_logs, start_api
+from flows.cli_sweep import sweep
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn code corpora into CodeI/O and CodeI/O++ reasoning data.")
+app.command()(sweep)
 console = Console()
 err = Console(stderr=True)
+# run specification fields whose flag is not their name
+FLAGS = {"sources": "--source", "wrong_answer_policy": "--wrong-answers", "export_formats": "--format"}
 
 
-def quiet_logs() -> None:
-    """Prefect's per-task INFO lines and the embedded Dask cluster's start/stop INFO
-    lines drown the progress bars; the user can override either. (Set before
-    Prefect or Dask is imported; the cluster's worker processes inherit it.)"""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    if "DASK_LOGGING__DISTRIBUTED" not in os.environ:
-        os.environ["DASK_LOGGING__DISTRIBUTED"] = "warning"
-        logging.getLogger("distributed").setLevel(logging.WARNING)  # in case Dask is imported already
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+def flag_of(field: str) -> str:
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def checked_run(fields: dict[str, Any], overrides: dict[str, Any], database: bool = True) -> tuple[Any, Any]:
+    """The run specification and settings of ``codeio run``, every input checked before
+    anything starts: the flags, the CODEIO_* settings, the sources, the store, the
+    lineage database (unless ``database`` is false) and the output path."""
+    from pydantic import ValidationError
+
+    from codeio.settings import Settings, load_settings
+    from flows.preflight import check_inputs
+    from flows.spec import RunSpec, spec_errors
+
+    problems, spec, settings = [], None, None
+    try:
+        spec = RunSpec(**fields)
+    except ValidationError as error:
+        problems += spec_errors(error, {field: flag_of(field) for field in RunSpec.model_fields})
+    try:
+        settings = load_settings(**overrides, llm_model=fields.get("model"))
+    except ValidationError as error:
+        problems += spec_errors(error, {field: f"CODEIO_{field.upper()}" for field in Settings.model_fields})
+    problems += check_inputs(fields["sources"], fields.get("out"), settings, database=database)
+    if problems:
+        fail(problems)
+    return spec, settings
 
 
 @app.command()
@@ -37,13 +58,13 @@ def run(
     teacher: Optional[str] = typer.Option(None, help="offline | openai (default: openai when an endpoint is set)"),
     llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (CODEIO_LLM_BASE_URL)"),
     model: Optional[str] = typer.Option(None, help="model name (CODEIO_LLM_MODEL)"),
-    revision_rounds: int = typer.Option(1, min=0, max=2, help="CodeI/O++ revision rounds R"),
-    pairs_per_function: int = typer.Option(3, min=1, max=10, help="K: pairs per function used for instances"),
+    revision_rounds: int = typer.Option(1, help="CodeI/O++ revision rounds R: 0, 1 or 2"),
+    pairs_per_function: int = typer.Option(3, help="K: pairs per function used for instances (1-10)"),
     rejection_sampling: bool = typer.Option(False, help="keep only samples whose last turn verified"),
     task_mix: str = typer.Option("both", help="both | input | output"),
     placement: str = typer.Option("prompt", help="reference code placement: prompt | response | none"),
     wrong_answers: str = typer.Option("keep", help="keep | ground_truth (replace wrong answers, no CoT)"),
-    instance_fraction: float = typer.Option(1.0, help="training-sample scaling: seeded nested subset"),
+    instance_fraction: float = typer.Option(1.0, help="training-sample scaling: seeded nested subset, in (0, 1]"),
     out: Optional[str] = typer.Option(None, help="write the final samples to this JSONL path"),
     fmt: list[str] = typer.Option(["jsonl"], "--format", help="jsonl | parquet | chat (repeatable, with --out)"),
     store: Optional[str] = typer.Option(None, help="store URL (CODEIO_STORE): a folder or s3://bucket/prefix"),
@@ -52,38 +73,33 @@ def run(
 ) -> None:
     """Run the pipeline (reusing every dataset already in the store)."""
     quiet_logs()
-    from codeio.settings import load_settings
     from codeio.prompting import TemplateError
     from codeio.sources import SourceSpecError
+    from flows.spec import RunSpec
 
-    for name, value, allowed in (("--teacher", teacher, (None, "offline", "openai")),
-                                 ("--task-mix", task_mix, ("both", "input", "output")),
-                                 ("--placement", placement, ("prompt", "response", "none")),
-                                 ("--wrong-answers", wrong_answers, ("keep", "ground_truth"))):
-        if value not in allowed:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(a for a in allowed if a)}", param_hint=name)
-    settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model)
+    spec, settings = checked_run(
+        dict(sources=tuple(source), limit=limit, teacher=teacher, model=model, revision_rounds=revision_rounds,
+             pairs_per_function=pairs_per_function, rejection_sampling=rejection_sampling, task_mix=task_mix,
+             placement=placement, wrong_answer_policy=wrong_answers, instance_fraction=instance_fraction, out=out,
+             export_formats=tuple(fmt)),
+        dict(store=store, llm_base_url=llm_base_url), database=not dry_run)
     if dry_run:
         from flows.estimate import estimate_run, render_estimate
 
-        estimate = estimate_run(settings, source, limit=limit, teacher=teacher, revision_rounds=revision_rounds,
-                                pairs_per_function=pairs_per_function, task_mix=task_mix, placement=placement)
+        estimate = estimate_run(settings, spec)
         if as_json:
             console.print_json(json.dumps(estimate))
         else:
             render_estimate(estimate, console)
         return
     from flows.pipeline import codeio_pipeline
+    from flows.spec import EndpointURL
     from flows.summary import render_summary
 
+    start_api()
     try:
-        summary = codeio_pipeline(
-            sources=source, limit=limit, teacher=teacher, model=model, llm_base_url=llm_base_url,
-            revision_rounds=revision_rounds, pairs_per_function=pairs_per_function,
-            rejection_sampling=rejection_sampling, task_mix=task_mix, placement=placement,
-            wrong_answer_policy=wrong_answers, instance_fraction=instance_fraction, out=out, store=store,
-            export_formats=fmt, show_progress=not as_json,
-        )
+        summary = codeio_pipeline(spec=spec, store=store, show_progress=not as_json,
+                                  llm_base_url=EndpointURL(llm_base_url) if llm_base_url else None)
     except (SourceSpecError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
@@ -178,11 +194,6 @@ def export(
     written = export_samples(open_store(settings), DatasetRef(ref["stage"], ref["key"], 0), out, tuple(fmt))
     for kind, path in written.items():
         console.print(f"written {kind}: {path}")
-
-
-from flows.cli_sweep import sweep  # noqa: E402  (keeps heavy imports lazy)
-
-app.command()(sweep)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -33,6 +33,7 @@ from codeio.llm.base import ChatRequest
 from codeio.settings import Settings
 from codeio.stages import normalize as normalize_stage
 from codeio.sources import parse_source_specs, read_sources
+from flows.spec import TASK_MIXES, RunSpec, resolve_teacher, uses_llm
 
 ASSUMED_NORMALIZE_COMPLETION_TOKENS = 900
 ASSUMED_ANSWER_COMPLETION_TOKENS = 600
@@ -67,21 +68,20 @@ class _Tally:
                 for name, value in self.values.items()}
 
 
-def estimate_run(settings: Settings, sources: list[str], *, limit: int | None, teacher: str | None,
-                 revision_rounds: int, pairs_per_function: int, task_mix: str, placement: str = "prompt",
-                 first_round_pass_rate: float = 0.0) -> dict[str, Any]:
+def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float = 0.0) -> dict[str, Any]:
     from codeio.llm.openai_client import LLMConfig
-    from flows.pipeline import TASK_MIXES, llm_config, open_store, resolve_teacher
+    from flows.pipeline import open_store
 
-    teacher = resolve_teacher(settings, teacher)
-    endpoint = llm_config(settings, teacher) is not None  # the pipeline normalizes with the LLM whenever one is set
+    teacher = resolve_teacher(settings, spec.teacher)
+    endpoint = uses_llm(settings, teacher)  # the pipeline normalizes with the LLM whenever one is set
+    revision_rounds, pairs_per_function, placement = spec.revision_rounds, spec.pairs_per_function, spec.placement
     config = LLMConfig.from_settings(settings, api_key="")
     store = open_store(settings)
     cache = store.kv("llm")
     templates = prompting.PromptTemplates.load(settings.prompt_dir)
     normalize_template = templates.texts.get("normalize_json" if settings.llm_json_mode else "normalize")
     response_format = {"type": "json_object"} if settings.llm_json_mode else None
-    tasks = TASK_MIXES[task_mix]
+    tasks = TASK_MIXES[spec.task_mix]
     known_pairs = _stored_pairs(store, pairs_per_function)
     placeholder_pairs = [(ASSUMED_GIVEN_JSON, ASSUMED_GIVEN_JSON)] * pairs_per_function
     counts = {"raw_files": 0, "unified_functions": 0, "rejected_at_ingest": 0, "unparseable_cached": 0,
@@ -110,7 +110,7 @@ def estimate_run(settings: Settings, sources: list[str], *, limit: int | None, t
         synthesize.add(uncached, cached=len(first) - len(uncached))
         revise.add(_revision_requests(uncached, revision_rounds))
 
-    for outcome in read_sources(parse_source_specs(sources), limit):
+    for outcome in read_sources(parse_source_specs(list(spec.sources)), spec.limit):
         record = outcome.record
         if record is None:
             counts["rejected_at_ingest"] += 1

@@ -25,9 +25,10 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from codeio.settings import Settings, load_settings
+from codeio.settings import Settings
 from codeio.sources import SourceSpec, parse_source_specs, read_sources
-from flows.pipeline import Teacher, open_store, run_pipeline
+from flows.pipeline import open_store, run_pipeline
+from flows.spec import EndpointURL, RunSpec
 from storage.store import DataStore
 
 LEDGER_DIR = "nightly"
@@ -115,19 +116,22 @@ def new_records(specs: list[SourceSpec], seen: set[str], limit: int | None) -> t
     return list(fresh.values()), total, already
 
 
-def run_nightly(settings: Settings, sources: list[str], stream: str = "default", limit: int | None = None,
-                state_dir: str | None = None, out: str | None = None, **pipeline: Any) -> dict[str, Any]:
-    """One night: find the new sources, run the pipeline on them, record the night."""
+def run_nightly(settings: Settings, spec: RunSpec, stream: str = "default",
+                state_dir: str | None = None) -> dict[str, Any]:
+    """One night: find the new sources of ``spec``, run the pipeline of ``spec`` on them,
+    record the night. Here ``spec.limit`` caps the new sources taken (the rest wait for
+    the next night) and ``spec.out`` receives every night's samples."""
     store = open_store(settings)
     ledger = read_ledger(store, stream)
     seen = seen_source_ids(store, ledger)
-    fresh, total, already = new_records(parse_source_specs(sources), seen, limit)
+    fresh, total, already = new_records(parse_source_specs(list(spec.sources)), seen, spec.limit)
     result: dict[str, Any] = {"stream": stream, "sources_read": total, "already_processed": already,
                               "new_sources": len(fresh), "earlier_nights": len(ledger), "run_id": None,
                               "summary": None}
     if fresh:
         delta = write_delta(fresh, Path(state_dir or STATE_DIR) / stream)
-        summary = run_pipeline(settings, delta, kind=run_kind(stream), progress=False, **pipeline)
+        summary = run_pipeline(settings, spec.replace(sources=delta, limit=None, out=None),
+                               progress=False, kind=run_kind(stream))
         ingest = next(s for s in summary["stages"] if s["stage"] == "ingest")
         entry = {"run_id": summary["run_id"], "finished_at": datetime.now(timezone.utc).isoformat(),
                  "sources": delta, "new_sources": len(fresh),
@@ -139,8 +143,8 @@ def run_nightly(settings: Settings, sources: list[str], stream: str = "default",
     result["nights"] = [{"run_id": e["run_id"], "finished_at": e["finished_at"], "new_sources": e["new_sources"],
                          "samples": e["sample_count"], "dataset_uri": e["samples"]["uri"]} for e in ledger]
     result["total_samples"] = sum(e["sample_count"] for e in ledger)
-    if out:
-        result["exported"] = export_all(store, ledger, out)
+    if spec.out:
+        result["exported"] = export_all(store, ledger, spec.out)
     return result
 
 
@@ -173,27 +177,19 @@ def nightly_markdown(result: dict[str, Any]) -> str:
 
 @flow(name="codeio-nightly", log_prints=True)
 def codeio_nightly(
-    sources: list[str] = ["sample"],  # noqa: B006 - Prefect needs a JSON default for the form
+    spec: RunSpec = RunSpec(),  # noqa: B008 - frozen; Prefect renders it as one form section
     stream: str = "default",
-    limit: int | None = None,
-    teacher: Teacher | None = None,
-    model: str | None = None,
-    llm_base_url: str | None = None,
-    revision_rounds: int = 1,
-    pairs_per_function: int = 3,
-    rejection_sampling: bool = False,
     store: str | None = None,
+    llm_base_url: EndpointURL | None = None,
     state_dir: str | None = None,
-    out: str | None = None,
 ) -> dict[str, Any]:
     """Process only the sources that no earlier nightly run of ``stream`` ingested;
-    ``limit`` caps the new sources taken per night (the rest wait for the next)."""
+    ``spec.limit`` caps the new sources taken per night (the rest wait for the next),
+    ``spec.out`` receives the samples of every night."""
     from prefect.artifacts import create_markdown_artifact
 
-    settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model)
-    result = run_nightly(settings, sources, stream=stream, limit=limit, state_dir=state_dir, out=out,
-                         teacher=teacher, revision_rounds=revision_rounds, pairs_per_function=pairs_per_function,
-                         rejection_sampling=rejection_sampling)
+    settings = spec.load_settings(store=store, llm_base_url=llm_base_url)
+    result = run_nightly(settings, spec, stream=stream, state_dir=state_dir)
     create_markdown_artifact(markdown=nightly_markdown(result), key="codeio-nightly",
                              description=f"nightly stream {stream}")
     get_run_logger().info("nightly %s: %d new of %d sources, %d samples over %d night(s)", stream,

@@ -10,6 +10,7 @@ failures closes the lane, because its children's keys depend on its outcome.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import os
@@ -245,9 +246,15 @@ class StagePlan:
 
 
 class Orchestrator:
+    """Runs a run's stages: ``task_runner`` (entered by the flow around the stages)
+    runs the shard tasks, else they are submitted on Prefect's default runner;
+    ``llm_budget_usd`` caps the run's LLM spend, shared over ``llm_processes(parts)``
+    processes that may spend at once in a stage of ``parts`` shards."""
+
     def __init__(self, store: DataStore, runtime: RuntimeSpec, lineage: Any, run_id: str,
-                 progress: StageProgress | None = None, task_tags: tuple[str, ...] = (), fuse: bool = True,
-                 claim_lease_s: float = CLAIM_LEASE_S):
+                 progress: StageProgress | None = None, *, task_runner: Any = None, task_tags: tuple[str, ...] = (),
+                 fuse: bool = True, claim_lease_s: float = CLAIM_LEASE_S, llm_budget_usd: float | None = None,
+                 llm_processes: Callable[[int], int] = lambda parts: 1):
         self.store = store
         self.runtime = runtime
         self.lineage = lineage
@@ -255,12 +262,33 @@ class Orchestrator:
         self.progress = progress or StageProgress(enabled=False)
         self.stages: list[StageSummary] = []
         self.code_version = code_version()
+        self.task_runner = task_runner
         self.task_tags = tuple(task_tags)  # CODEIO_TASK_TAGS: for Prefect's tag concurrency limits
         self.fuse = fuse  # run stages that cannot leave transient failures in lanes (see ``add``)
         self.claims = LineageClaims(lineage, run_id, claim_lease_s, on_wait=self._waiting)
+        self.llm_budget_usd = llm_budget_usd
+        self.llm_processes = llm_processes
         self._pending: list[StagePlan] = []
-        # how a shard task is submitted: set by the flow to its Dask or thread-pool runner
-        self.submit: Any = lambda task, parameters: task.submit(**parameters)
+
+    def submit(self, task: Any, parameters: dict[str, Any]) -> Any:
+        if self.task_runner is not None:
+            return self.task_runner.submit(task, parameters)
+        return task.submit(**parameters)
+
+    def share_remaining_budget(self, parts: int) -> None:
+        """Before an LLM stage: hand it what the earlier stages left of the run's budget
+        (their spend is in lineage; shards reused from the store cost nothing), split
+        over the processes that may spend it at once, each stage of the run with
+        clients of its own (a worker that serves many runs never charges one run's
+        spend to another). The budget lives in the RuntimeSpec, not in dataset keys."""
+        llm = self.runtime.llm if self.runtime is not None else None
+        if llm is None or self.llm_budget_usd is None:
+            return
+        spent = sum(float((row.get("llm") or {}).get("cost_usd") or 0.0)
+                    for row in self.lineage.stage_runs(self.run_id) if not row["cached"])
+        share = max(0.0, self.llm_budget_usd - spent) / self.llm_processes(parts)
+        self.runtime = dataclasses.replace(self.runtime, llm=dataclasses.replace(llm, budget_usd=share),
+                                           llm_scope=f"{self.run_id}/{len(self.stages)}")
 
     def _waiting(self, label: str, owner: str) -> None:
         message = f"{label}: another run ({owner}) is computing this dataset; waiting to reuse it"
@@ -332,6 +360,8 @@ class Orchestrator:
         children's keys depend on whether it finished. ``flush`` runs the rest.
         Without lanes (``fuse=False``) every stage runs on its own, stage by stage.
         """
+        if may_retry:  # an LLM stage: it spends what the budget has left
+            self.share_remaining_budget(parts)
         plan = self.plan(stage, version, task, config, inputs, parts, options, label, may_retry)
         self._pending.append(plan)
         if may_retry or not self.fuse:

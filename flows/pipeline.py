@@ -7,19 +7,20 @@ entrypoint; the lineage database is written from this process only.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Literal
+import functools
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from codeio import prompting
 from codeio.execution import Limits
-from codeio.settings import Settings, load_settings
+from codeio.settings import Settings
 from codeio.sources import parse_source_specs
 from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
 from flows.orchestrator import Orchestrator, code_version, current_user
 from flows.progress import StageProgress
+from flows.spec import EndpointURL, RunSpec, resolve_teacher, stage_configs, uses_llm
 from flows.summary import build_summary, publish_artifacts
 from storage.export import export_samples
 from storage.lineage import LineageDB
@@ -31,12 +32,6 @@ from tasks.normalize import normalize_task
 from tasks.resources import RuntimeSpec, usable_cores
 from tasks.synthesize import synthesize_task
 from tasks.verify import verify_task
-
-Teacher = Literal["offline", "openai"]
-Placement = Literal["prompt", "response", "none"]
-TaskMix = Literal["both", "input", "output"]
-WrongAnswerPolicy = Literal["keep", "ground_truth"]
-TASK_MIXES = {"both": ("output", "input"), "input": ("input",), "output": ("output",)}
 
 
 def open_store(settings: Settings) -> DataStore:
@@ -50,19 +45,10 @@ def open_store(settings: Settings) -> DataStore:
     return DataStore(settings.store, options)
 
 
-def resolve_teacher(settings: Settings, teacher: str | None) -> str:
-    """openai only when asked for, or when an endpoint is configured; a key alone never selects it."""
-    if teacher:
-        if teacher not in ("offline", "openai"):
-            raise ValueError(f"teacher must be 'offline' or 'openai', got {teacher!r}")
-        return teacher
-    return "openai" if settings.llm_base_url else "offline"
-
-
 def llm_config(settings: Settings, teacher: str):
     """The endpoint config that travels to workers. It carries no API key: each
     worker process reads the key from its own environment."""
-    if teacher != "openai" and not settings.llm_base_url:
+    if not uses_llm(settings, teacher):
         return None
     from codeio.llm.openai_client import LLMConfig
 
@@ -86,23 +72,6 @@ def llm_processes(settings: Settings, parts: int) -> int:
         return max(1, parts)
     workers = local_workers(settings)
     return 1 if workers == 0 else max(1, min(workers, parts))
-
-
-def apply_remaining_budget(orchestrator: Orchestrator, settings: Settings, parts: int) -> None:
-    """CODEIO_LLM_BUDGET_USD caps the whole run: before each LLM stage the flow
-    hands the stage what the earlier stages left (their spend is in lineage;
-    shards reused from the store cost nothing), split over the processes that
-    may spend it at once, each stage of the run with clients of its own (a worker
-    that serves many runs never charges one run's spend to another). The budget
-    lives in the RuntimeSpec, not in dataset keys."""
-    llm = orchestrator.runtime.llm
-    if llm is None or settings.llm_budget_usd is None:
-        return
-    spent = sum(float((row.get("llm") or {}).get("cost_usd") or 0.0)
-                for row in orchestrator.lineage.stage_runs(orchestrator.run_id) if not row["cached"])
-    share = max(0.0, settings.llm_budget_usd - spent) / llm_processes(settings, parts)
-    orchestrator.runtime = dataclasses.replace(orchestrator.runtime, llm=dataclasses.replace(llm, budget_usd=share),
-                                               llm_scope=f"{orchestrator.run_id}/{len(orchestrator.stages)}")
 
 
 def sandbox_config(settings: Settings):
@@ -162,46 +131,19 @@ def api_url_for_workers() -> str | None:
         return None
 
 
-def run_pipeline(
-    settings: Settings,
-    sources: list[str],
-    limit: int | None = None,
-    teacher: str | None = None,
-    revision_rounds: int = 1,
-    pairs_per_function: int = 3,
-    rejection_sampling: bool = False,
-    task_mix: str = "both",
-    placement: str = "prompt",
-    wrong_answer_policy: str = "keep",
-    instance_fraction: float = 1.0,
-    subset_seed: int = 0,
-    out: str | None = None,
-    export_formats: tuple[str, ...] = ("jsonl",),
-    progress: bool = True,
-    kind: str = "pipeline",
-) -> dict[str, Any]:
-    """Run (or reuse) every stage and return the summary. Callable from any flow."""
-    teacher = resolve_teacher(settings, teacher)
-    specs = parse_source_specs(sources)
+def run_pipeline(settings: Settings, spec: RunSpec, progress: bool = True, kind: str = "pipeline") -> dict[str, Any]:
+    """Run (or reuse) every stage of ``spec`` and return the summary. Callable from any flow."""
+    teacher = resolve_teacher(settings, spec.teacher)
+    specs = parse_source_specs(list(spec.sources))
     store = open_store(settings)
     lineage = LineageDB(settings.database_url)
     lineage.upgrade()
-    parameters = {
-        "sources": list(sources), "limit": limit, "teacher": teacher, "model": settings.llm_model,
-        "revision_rounds": revision_rounds, "pairs_per_function": pairs_per_function,
-        "rejection_sampling": rejection_sampling, "task_mix": task_mix, "placement": placement,
-        "wrong_answer_policy": wrong_answer_policy, "instance_fraction": instance_fraction,
-        "subset_seed": subset_seed, "out": out,
-    }
+    parameters = {**spec.model_dump(mode="json"), "teacher": teacher, "model": settings.llm_model}
     run_id = lineage.start_run(kind=kind, parameters=parameters, settings=settings.public_dump(),
                                code_version=code_version(), user=current_user())
     bars = StageProgress(enabled=progress)
     try:
-        summary = _run_stages(settings, specs, store, lineage, run_id, bars, teacher=teacher, limit=limit,
-                              revision_rounds=revision_rounds, pairs_per_function=pairs_per_function,
-                              rejection_sampling=rejection_sampling, task_mix=task_mix, placement=placement,
-                              wrong_answer_policy=wrong_answer_policy, instance_fraction=instance_fraction,
-                              subset_seed=subset_seed, out=out, export_formats=export_formats)
+        summary = _run_stages(settings, spec, specs, store, lineage, run_id, bars)
     except BaseException as error:
         lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
         raise
@@ -209,73 +151,50 @@ def run_pipeline(
     return summary
 
 
-def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB, run_id: str, bars: StageProgress, *,
-                teacher: str, limit, revision_rounds, pairs_per_function, rejection_sampling, task_mix, placement,
-                wrong_answer_policy, instance_fraction, subset_seed, out, export_formats) -> dict[str, Any]:
+def _run_stages(settings: Settings, spec: RunSpec, specs, store: DataStore, lineage: LineageDB, run_id: str,
+                bars: StageProgress) -> dict[str, Any]:
+    teacher = resolve_teacher(settings, spec.teacher)
     templates = prompting.PromptTemplates.load(settings.prompt_dir)
-    llm = llm_config(settings, teacher)
     runner = make_task_runner(settings)
-    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=llm,
+    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=llm_config(settings, teacher),
                           templates=templates)
-    orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_tags=settings.task_tags,
-                                fuse=settings.fuse_stages, claim_lease_s=settings.claim_lease_s)
+    orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_runner=runner,
+                                task_tags=settings.task_tags, fuse=settings.fuse_stages,
+                                claim_lease_s=settings.claim_lease_s, llm_budget_usd=settings.llm_budget_usd,
+                                llm_processes=functools.partial(llm_processes, settings))
 
-    sources_ref, markers, ingest_summary = orchestrator.ingest(specs, limit, settings.shard_size)
+    sources_ref, markers, ingest_summary = orchestrator.ingest(specs, spec.limit, settings.shard_size)
     bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), {ingest_summary.rejected} rejected")
     parts = sources_ref.parts
+    raw_sources = sum(int((m.get("stats") or {}).get("raw", 0)) for m in markers)
+    configs = stage_configs(spec, settings, templates, raw_sources=raw_sources > 0)
 
     with runner:
-        orchestrator.submit = runner.submit
-        raw_sources = sum(int((m.get("stats") or {}).get("raw", 0)) for m in markers)
-        if raw_sources == 0:
-            # unified rows only pass through: no LLM setting may re-key them (and all of collect_io)
-            norm_cfg = normalize.NormalizeConfig(teacher="none", model="")
-        else:
-            norm_cfg = normalize.NormalizeConfig(
-                teacher="openai" if llm is not None else "offline",
-                model=(settings.normalize_model or settings.llm_model) if llm is not None else "",
-                temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens,
-                template_hash=templates.hash_of(["normalize_json" if settings.llm_json_mode else "normalize"]),
-                json_mode=settings.llm_json_mode)
-        apply_remaining_budget(orchestrator, settings, parts)
-        functions = orchestrator.add("normalize", normalize.VERSION, normalize_task, norm_cfg,
-                                     {"sources": sources_ref}, parts, may_retry=norm_cfg.teacher == "openai")
-        collect_cfg = collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,
-                                               call_timeout_s=settings.exec_timeout_s,
-                                               memory_mb=settings.exec_memory_mb)
-        pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
+        functions = orchestrator.add("normalize", normalize.VERSION, normalize_task, configs.normalize,
+                                     {"sources": sources_ref}, parts, may_retry=configs.normalize.teacher == "openai")
+        pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, configs.collect_io,
                                  {"functions": functions}, parts,
                                  options={"environment": environment_fingerprint(runtime.sandbox.preload)})
-        prompt_cfg = build_prompts.PromptConfig(pairs_per_function=pairs_per_function, tasks=TASK_MIXES[task_mix],
-                                                placement=placement, template_version=templates.label,
-                                                template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES))
-        instances = orchestrator.add("build_prompts", build_prompts.VERSION, build_prompts_task, prompt_cfg,
+        instances = orchestrator.add("build_prompts", build_prompts.VERSION, build_prompts_task, configs.build_prompts,
                                      {"functions": functions, "pairs": pairs}, parts)
-        teacher_cfg = synthesize.TeacherConfig(
-            teacher=teacher, model="offline" if teacher == "offline" else settings.llm_model,
-            temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens)
-        verify_cfg = verify.VerifyConfig(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb,
-                                         template_hash=templates.hash_of(prompting.FEEDBACK_TEMPLATES))
         history: dict[str, Any] = {}
-        for round_number in range(1, revision_rounds + 2):
+        for round_number in range(1, spec.revision_rounds + 2):
             stage_name = "synthesize" if round_number == 1 else "revise"
-            apply_remaining_budget(orchestrator, settings, parts)
             responses = orchestrator.add(
-                stage_name, synthesize.VERSION, synthesize_task, teacher_cfg, {"instances": instances, **history},
-                parts, options={"round": round_number, "timeout_s": settings.exec_timeout_s},
+                stage_name, synthesize.VERSION, synthesize_task, configs.synthesize,
+                {"instances": instances, **history}, parts,
+                options={"round": round_number, "timeout_s": settings.exec_timeout_s},
                 label=f"{stage_name} r{round_number}", may_retry=teacher != "offline")
             verdicts = orchestrator.add(
-                "verify", verify.VERSION, verify_task, verify_cfg, {"instances": instances, "responses": responses},
+                "verify", verify.VERSION, verify_task, configs.verify, {"instances": instances, "responses": responses},
                 parts, options={"round": round_number}, label=f"verify r{round_number}")
             history[f"responses_{round_number}"] = responses
             history[f"verdicts_{round_number}"] = verdicts
-        assemble_cfg = assemble.AssembleConfig(revision_rounds=revision_rounds, rejection_sampling=rejection_sampling,
-                                               wrong_answer_policy=wrong_answer_policy,
-                                               instance_fraction=instance_fraction, subset_seed=subset_seed)
-        samples = orchestrator.add("assemble", assemble.VERSION, assemble_task, assemble_cfg,
-                                   {"instances": instances, **history}, parts, options={"rounds": revision_rounds + 1})
+        samples = orchestrator.add("assemble", assemble.VERSION, assemble_task, configs.assemble,
+                                   {"instances": instances, **history}, parts,
+                                   options={"rounds": spec.revision_rounds + 1})
         orchestrator.flush()
-    exported = export_samples(store, samples, out, export_formats) if out else {}
+    exported = export_samples(store, samples, spec.out, spec.export_formats) if spec.out else {}
     summary = build_summary(orchestrator, run_id=run_id, store=store, samples=samples, exported=exported,
                             teacher=teacher, prices=settings.llm_prices)
     publish_artifacts(summary)
@@ -300,32 +219,14 @@ def environment_fingerprint(preload: tuple[str, ...]) -> str:
 
 @flow(name="codeio-pipeline", log_prints=True)
 def codeio_pipeline(
-    sources: list[str] = ["sample"],  # noqa: B006 - Prefect needs a JSON default for the form
-    limit: int | None = None,
-    teacher: Teacher | None = None,
-    model: str | None = None,
-    llm_base_url: str | None = None,
-    revision_rounds: int = 1,
-    pairs_per_function: int = 3,
-    rejection_sampling: bool = False,
-    task_mix: TaskMix = "both",
-    placement: Placement = "prompt",
-    wrong_answer_policy: WrongAnswerPolicy = "keep",
-    instance_fraction: float = 1.0,
-    subset_seed: int = 0,
-    out: str | None = None,
+    spec: RunSpec = RunSpec(),  # noqa: B008 - frozen; Prefect renders it as one form section
     store: str | None = None,
-    export_formats: list[str] = ["jsonl"],  # noqa: B006
+    llm_base_url: EndpointURL | None = None,
     show_progress: bool = False,
 ) -> dict[str, Any]:
-    """Turn code sources into CodeI/O(++) samples. Every parameter is an ablation
-    axis or an input; credentials come from the worker's CODEIO_* environment."""
-    settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model)
-    summary = run_pipeline(settings, sources, limit=limit, teacher=teacher, revision_rounds=revision_rounds,
-                           pairs_per_function=pairs_per_function, rejection_sampling=rejection_sampling,
-                           task_mix=task_mix, placement=placement, wrong_answer_policy=wrong_answer_policy,
-                           instance_fraction=instance_fraction, subset_seed=subset_seed, out=out,
-                           export_formats=tuple(export_formats), progress=show_progress)
+    """Turn code sources into CodeI/O(++) samples. ``spec`` holds every ablation axis
+    and input; credentials come from the worker's CODEIO_* environment."""
+    settings = spec.load_settings(store=store, llm_base_url=llm_base_url)
+    summary = run_pipeline(settings, spec, progress=show_progress)
     get_run_logger().info("codeio run %s: %s samples", summary["run_id"], summary["samples"])
     return summary
-

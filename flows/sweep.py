@@ -38,7 +38,6 @@ import contextvars
 import csv
 import io
 import itertools
-import os
 import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -50,32 +49,25 @@ from typing import Any
 import fsspec
 import yaml
 from prefect import flow, get_run_logger
+from pydantic import ValidationError
 
 from codeio.settings import Settings, load_settings
-from flows.pipeline import TASK_MIXES, local_cluster_kwargs, local_workers, open_store, run_pipeline
+from flows.pipeline import local_cluster_kwargs, local_workers, open_store, run_pipeline
+from flows.spec import EndpointURL, RunSpec, endpoint_value, spec_errors
 
-# Ablation axes and what the pipeline accepts on each.
-AXES: dict[str, Any] = {
-    "revision_rounds": (0, 1, 2),
-    "rejection_sampling": (False, True),
-    "wrong_answer_policy": ("keep", "ground_truth"),
-    "pairs_per_function": range(1, 11),
-    "instance_fraction": None,  # a float in (0, 1]
-    "task_mix": tuple(TASK_MIXES),
-    "placement": ("prompt", "response", "none"),
-    "teacher": ("offline", "openai"),
-}
+# The ablation axes: fields of the run specification (which says what each accepts).
+AXES = ("revision_rounds", "rejection_sampling", "wrong_answer_policy", "pairs_per_function", "instance_fraction",
+        "task_mix", "placement", "teacher")
+# Run-specification fields a grid sets once for every branch (top-level grid keys).
+SHARED_FIELDS = ("sources", "limit", "subset_seed", "model")
 ALIASES = {"K": "pairs_per_function", "rounds": "revision_rounds", "rejection": "rejection_sampling",
            "wrong_answers": "wrong_answer_policy", "fraction": "instance_fraction"}
-DEFAULTS: dict[str, Any] = {
-    "revision_rounds": 1, "rejection_sampling": False, "wrong_answer_policy": "keep", "pairs_per_function": 3,
-    "instance_fraction": 1.0, "task_mix": "both", "placement": "prompt", "teacher": "offline",
-}
+BASE_DEFAULTS: dict[str, Any] = {"teacher": "offline"}  # a sweep spends on an endpoint only when a branch asks
 SHORT_NAMES = {"revision_rounds": "R", "rejection_sampling": "rej", "wrong_answer_policy": "wrong",
                "pairs_per_function": "K", "instance_fraction": "frac", "task_mix": "mix", "placement": "code",
                "teacher": "teacher"}
-GRID_KEYS = ("name", "sources", "limit", "subset_seed", "store", "model", "llm_base_url", "max_parallel_branches",
-             "base", "grid", "branches", "out_dir")
+GRID_KEYS = ("name", *SHARED_FIELDS, "store", "llm_base_url", "max_parallel_branches", "base", "grid", "branches",
+             "out_dir")
 DEFAULT_PARALLEL = 2
 TERMINAL_HIDDEN = ("run_id", "dataset_uri", "prompt_tokens", "completion_tokens")  # the files have them
 SWEEP_DIR = ".codeio/sweeps"
@@ -90,42 +82,36 @@ class GridError(ValueError):
 @dataclass(frozen=True)
 class Branch:
     name: str
-    params: dict[str, Any]  # every axis, resolved (base + grid values + defaults)
+    spec: RunSpec  # the branch's whole run: the grid's shared fields, base, its own axes, defaults
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """Its value on every axis."""
+        return {axis: getattr(self.spec, axis) for axis in AXES}
 
 
 @dataclass(frozen=True)
 class SweepGrid:
     name: str
-    sources: tuple[str, ...]
+    base: RunSpec  # what every branch shares before its own axes
     branches: tuple[Branch, ...]
-    limit: int | None = None
-    subset_seed: int = 0
     store: str | None = None
-    model: str | None = None
     llm_base_url: str | None = None
     max_parallel_branches: int = DEFAULT_PARALLEL
     out_dir: str | None = None
     varied: tuple[str, ...] = field(default=())  # axes whose value differs between branches
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "sources": list(self.sources), "limit": self.limit, "subset_seed": self.subset_seed,
+        return {"name": self.name, **{name: getattr(self.base, name) for name in SHARED_FIELDS},
                 "max_parallel_branches": self.max_parallel_branches,
                 "branches": [{"name": b.name, **b.params} for b in self.branches]}
 
 
-def _axis_value(axis: str, value: Any) -> Any:
-    allowed = AXES[axis]
-    if axis == "instance_fraction":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < float(value) <= 1.0:
-            raise GridError(f"instance_fraction must be a number in (0, 1], got {value!r}")
-        return float(value)
-    if axis in ("revision_rounds", "pairs_per_function") and (isinstance(value, bool) or not isinstance(value, int)):
-        raise GridError(f"{axis} must be an integer, got {value!r}")
-    if axis == "rejection_sampling" and not isinstance(value, bool):
-        raise GridError(f"rejection_sampling must be true or false, got {value!r}")
-    if value not in allowed:
-        raise GridError(f"{axis}={value!r} is not one of {list(allowed)}")
-    return value
+def _spec(values: dict[str, Any], where: str) -> RunSpec:
+    try:
+        return RunSpec.model_validate(values)
+    except ValidationError as error:
+        raise GridError(f"{where}: " + "; ".join(spec_errors(error))) from error
 
 
 def _axes(mapping: Any, where: str) -> dict[str, Any]:
@@ -161,7 +147,10 @@ def parse_grid(data: dict[str, Any]) -> SweepGrid:
     unknown = sorted(set(data) - set(GRID_KEYS))
     if unknown:
         raise GridError(f"unknown grid key(s) {unknown}; expected some of {list(GRID_KEYS)}")
-    base = {**DEFAULTS, **_axes(data.get("base"), "base")}
+    shared = {name: data[name] for name in SHARED_FIELDS if data.get(name) is not None}
+    if isinstance(shared.get("sources"), str):
+        shared["sources"] = [shared["sources"]]
+    base = _spec({**shared, **BASE_DEFAULTS, **_axes(data.get("base"), "base")}, "base")
     grid = _axes(data.get("grid"), "grid")
     for axis, values in grid.items():
         if not isinstance(values, list) or not values:
@@ -169,43 +158,35 @@ def parse_grid(data: dict[str, Any]) -> SweepGrid:
     extra = data.get("branches") or []
     if not isinstance(extra, list) or not all(isinstance(item, dict) for item in extra):
         raise GridError("branches must be a list of axis mappings (optionally with a name)")
-    # (overrides, explicit name) per branch: the grid's product, then the listed branches
-    combos: list[tuple[dict[str, Any], str | None]] = [
-        (dict(zip(grid, values)), None) for values in itertools.product(*grid.values())] if grid else []
-    combos += [(_axes({k: v for k, v in item.items() if k != "name"}, f"branches[{i}]"), item.get("name"))
-               for i, item in enumerate(extra)]
+    # (overrides, explicit name, where) per branch: the grid's product, then the listed branches
+    combos: list[tuple[dict[str, Any], str | None, str]] = [
+        (dict(zip(grid, values)), None, "grid") for values in itertools.product(*grid.values())] if grid else []
+    combos += [(_axes({k: v for k, v in item.items() if k != "name"}, f"branches[{i}]"), item.get("name"),
+                f"branches[{i}]") for i, item in enumerate(extra)]
     if not combos:
-        combos = [({}, None)]
+        combos = [({}, None, "base")]
     branches: list[Branch] = []
-    seen: set[tuple] = set()
-    for overrides, name in combos:
-        params = {axis: _axis_value(axis, value) for axis, value in {**base, **overrides}.items()}
-        identity = tuple(sorted(params.items()))
-        if identity in seen:
+    seen: set[RunSpec] = set()
+    for overrides, name, where in combos:
+        spec = _spec({**base.model_dump(), **overrides}, where)
+        if spec in seen:
             continue
-        seen.add(identity)
-        branches.append(Branch(str(name) if name else _branch_name(overrides), params))
+        seen.add(spec)
+        branches.append(Branch(str(name) if name else _branch_name(overrides), spec))
     if len({b.name for b in branches}) != len(branches):
         raise GridError(f"branch names must be unique: {[b.name for b in branches]}")
     varied = tuple(axis for axis in AXES if len({repr(b.params[axis]) for b in branches}) > 1)
-    sources = data.get("sources") or ["sample"]
-    if isinstance(sources, str):
-        sources = [sources]
     parallel = data.get("max_parallel_branches", DEFAULT_PARALLEL)
     if isinstance(parallel, bool) or not isinstance(parallel, int) or parallel < 1:
         raise GridError(f"max_parallel_branches must be a positive integer, got {parallel!r}")
-    limit = data.get("limit")
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise GridError(f"limit must be a positive integer, got {limit!r}")
-    return SweepGrid(name=str(data.get("name") or "sweep"), sources=tuple(str(s) for s in sources), branches=tuple(branches),
-                     limit=limit, subset_seed=int(data.get("subset_seed", 0)), store=data.get("store"),
-                     model=data.get("model"), llm_base_url=data.get("llm_base_url"),
+    return SweepGrid(name=str(data.get("name") or "sweep"), base=base, branches=tuple(branches),
+                     store=data.get("store"), llm_base_url=data.get("llm_base_url"),
                      max_parallel_branches=parallel, out_dir=data.get("out_dir"), varied=varied)
 
 
 def check_endpoint(grid: SweepGrid, settings: Settings) -> None:
     """Fail before any work when a branch needs an LLM endpoint that is not configured."""
-    if any(b.params["teacher"] == "openai" for b in grid.branches) and not settings.llm_base_url:
+    if any(b.spec.teacher == "openai" for b in grid.branches) and not settings.llm_base_url:
         raise GridError("a branch uses teacher=openai but no LLM endpoint is set "
                         "(grid key llm_base_url, the flow parameter or CODEIO_LLM_BASE_URL)")
 
@@ -226,7 +207,8 @@ def _ingest_once(settings: Settings, grid: SweepGrid, lineage: Any, run_id: str)
     from flows.orchestrator import Orchestrator
 
     orchestrator = Orchestrator(open_store(settings), None, lineage, run_id)
-    _, _, summary = orchestrator.ingest(parse_source_specs(list(grid.sources)), grid.limit, settings.shard_size)
+    _, _, summary = orchestrator.ingest(parse_source_specs(list(grid.base.sources)), grid.base.limit,
+                                        settings.shard_size)
     return summary.as_dict()
 
 
@@ -244,14 +226,8 @@ def shared_cluster(settings: Settings) -> Iterator[Settings]:
         yield settings.model_copy(update={"dask_address": cluster.scheduler_address})
 
 
-def _run_branch(settings: Settings, grid: SweepGrid, branch: Branch) -> dict[str, Any]:
-    params = branch.params
-    return run_pipeline(settings, list(grid.sources), limit=grid.limit, teacher=params["teacher"],
-                        revision_rounds=params["revision_rounds"], pairs_per_function=params["pairs_per_function"],
-                        rejection_sampling=params["rejection_sampling"], task_mix=params["task_mix"],
-                        placement=params["placement"], wrong_answer_policy=params["wrong_answer_policy"],
-                        instance_fraction=params["instance_fraction"], subset_seed=grid.subset_seed,
-                        progress=False, kind="sweep-branch")
+def _run_branch(settings: Settings, branch: Branch) -> dict[str, Any]:
+    return run_pipeline(settings, branch.spec, progress=False, kind="sweep-branch")
 
 
 def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -> dict[str, Any]:
@@ -274,7 +250,7 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
             # branches share datasets stage by stage: a lane holds the claims of all its stages, so a
             # branch that shares only the first of them would wait for another branch's whole lane
             branch_settings = cluster_settings.model_copy(update={"fuse_stages": False})
-            futures = [pool.submit(contextvars.copy_context().run, _run_branch, branch_settings, grid, branch)
+            futures = [pool.submit(contextvars.copy_context().run, _run_branch, branch_settings, branch)
                        for branch in grid.branches]
             summaries = [future.result() for future in futures]
         result = summarize_sweep(grid, summaries, lineage, run_id, ingest)
@@ -351,7 +327,7 @@ def table_csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-def _cell(value: Any) -> str:
+def format_cell(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -368,10 +344,10 @@ def table_markdown(result: dict[str, Any]) -> str:
     lines = [f"# codeio sweep `{result['name']}` (run `{result['sweep_run_id']}`)", "",
              "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join(_cell(row[c]) for c in columns) + " |")
+        lines.append("| " + " | ".join(format_cell(row[c]) for c in columns) + " |")
     fixed = {axis: rows[0][axis] for axis in AXES if axis not in result["varied"]} if rows else {}
     if fixed:
-        lines += ["", "fixed: " + ", ".join(f"{k}={_cell(v)}" for k, v in fixed.items())]
+        lines += ["", "fixed: " + ", ".join(f"{k}={format_cell(v)}" for k, v in fixed.items())]
     if result["shared"]:
         lines += ["", "## shared datasets (computed once)", "",
                   "| stage | dataset | branches | shards | computed (summaries) | computed (lineage) |",
@@ -421,57 +397,16 @@ def codeio_ablation_sweep(
     grid: str | dict[str, Any] = "examples/sweep.yaml",
     out_dir: str | None = None,
     store: str | None = None,
-    llm_base_url: str | None = None,
+    llm_base_url: EndpointURL | None = None,
     model: str | None = None,
 ) -> dict[str, Any]:
     """Run an ablation grid (a YAML path, relative to the working directory, or the
     grid itself) and publish the comparison table."""
     parsed = load_grid(grid) if isinstance(grid, str) else parse_grid(grid)
-    settings = load_settings(store=store or parsed.store, llm_base_url=llm_base_url or parsed.llm_base_url,
-                             llm_model=model or parsed.model)
+    settings = load_settings(store=store or parsed.store,
+                             llm_base_url=endpoint_value(llm_base_url) or parsed.llm_base_url,
+                             llm_model=model or parsed.base.model)
     result = run_sweep(settings, parsed, out_dir)
     get_run_logger().info("sweep %s: %d branches, %d shared datasets; table %s", parsed.name, len(result["rows"]),
                           len(result["shared"]), result["files"].get("markdown"))
     return {k: v for k, v in result.items() if k != "branches"}
-
-
-def sweep_command(grid_path: str, out_dir: str | None) -> None:
-    """`codeio sweep GRID.yaml`: run the sweep flow, print the comparison table."""
-    import logging
-
-    import typer
-    from rich.console import Console
-    from rich.table import Table
-
-    from flows.cli import quiet_logs
-
-    quiet_logs()
-    if os.environ["PREFECT_LOGGING_LEVEL"] == "WARNING":  # prefect configured its loggers at import
-        for name in ("prefect", "prefect.flow_runs", "prefect.task_runs"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-    console = Console()
-    from codeio.sources import SourceSpecError, parse_source_specs
-
-    try:
-        with fsspec.open(grid_path, "r", encoding="utf-8") as handle:
-            data = yaml.safe_load(handle) or {}
-        grid = parse_grid(data)
-        parse_source_specs(list(grid.sources))
-        check_endpoint(grid, load_settings(store=grid.store, llm_base_url=grid.llm_base_url))
-    except (OSError, GridError, SourceSpecError, yaml.YAMLError) as error:
-        Console(stderr=True).print(f"[red]error:[/red] {error}")
-        raise typer.Exit(2) from error
-    result = codeio_ablation_sweep(grid=data, out_dir=out_dir)
-    table = Table(title=f"sweep {grid.name}")
-    columns = [c for c in (result["rows"][0] if result["rows"] else {})
-               if c not in AXES and c not in TERMINAL_HIDDEN]
-    for column in columns:
-        table.add_column(column)
-    for row in result["rows"]:
-        table.add_row(*(_cell(row[c]) for c in columns))
-    console.print(table)
-    for item in result["shared"]:
-        console.print(f"shared {item['stage']:<13} {item['key']}  {len(item['branches'])} branches, "
-                      f"computed {item['lineage_computations']}/{item['parts']} shard(s)")
-    for kind, path in result["files"].items():
-        console.print(f"written {kind}: {path}")

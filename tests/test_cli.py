@@ -83,3 +83,50 @@ def test_raw_sources_without_an_endpoint_say_what_to_set(cli, tmp_path):
     assert normalize["rejects_by_reason"] == {"needs_llm": 1} and summary["samples"] == 0
     bad = cli("run", "--source", "csv:nope", check=False)
     assert bad.returncode == 2 and "expected one of" in bad.stderr
+
+
+def test_bad_inputs_fail_before_any_server_one_line_each(cli, tmp_path):
+    """Every bad flag, setting and path is reported at once, one line each, exit 2,
+    before the embedded Prefect API (whose database lives in PREFECT_HOME) starts."""
+    (tmp_path / "a-file").write_text("not a folder")
+    cli.env["CODEIO_DATABASE_URL"] = "nosuchdialect://x"
+    done = cli("run", "--limit", "-3", "--instance-fraction", "1.5", "--revision-rounds", "7", "--format", "csv",
+               "--source", "csv:nope", "--store", str(tmp_path / "a-file"), "--out", str(tmp_path / "a-file" / "x"),
+               check=False)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert "Traceback" not in done.stderr and all(line.startswith("error: ") for line in lines), done.stderr
+    for name in ("--limit", "--instance-fraction", "--revision-rounds", "--format", "--source", "--store", "--out",
+                 "CODEIO_DATABASE_URL"):
+        assert sum(name in line for line in lines) == 1, (name, done.stderr)
+    assert len(lines) == 8
+    assert not (Path(cli.env["PREFECT_HOME"]) / "prefect.db").exists()
+
+    cli.env["CODEIO_DATABASE_URL"] = f"sqlite:///{tmp_path / 'lineage.db'}"
+    negative = cli("run", "--limit", "-3", check=False)  # silently gave 0 rows before
+    assert negative.returncode == 2 and negative.stderr.strip().splitlines() == [
+        "error: --limit: Input should be greater than or equal to 1 (got -3)"]
+    cli.env["CODEIO_SHARD_SIZE"] = "0"
+    setting = cli("run", check=False)
+    assert setting.returncode == 2 and "CODEIO_SHARD_SIZE" in setting.stderr and "Traceback" not in setting.stderr
+
+
+def test_a_slow_api_start_is_retried_once_and_said(cli):
+    """A Prefect API that does not answer within its start-up timeout (here a
+    deliberately short one) is stopped and started once more, waiting longer."""
+    cli.env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "1"
+    done = cli("run", "--limit", "2", "--teacher", "offline", "--revision-rounds", "0", "--json")
+    assert "did not start within 1 s" in done.stderr and "retrying once" in done.stderr, done.stderr
+    assert json.loads(done.stdout)["samples"] > 0
+
+
+def test_an_endpoint_password_never_leaves_the_process(cli, tmp_path):
+    """--llm-base-url with a password: no file the run writes (Prefect's flow-run
+    parameters and logs in PREFECT_HOME, lineage, store, samples) holds it."""
+    password = "hunter2-s3cret"
+    done = cli("run", "--limit", "3", "--teacher", "offline", "--revision-rounds", "0", "--out", "out/samples.jsonl",
+               "--llm-base-url", f"http://codeio:{password}@127.0.0.1:9/v1")
+    assert password not in done.stdout + done.stderr
+    files = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert any(path.name == "prefect.db" for path in files) and (tmp_path / "out" / "samples.jsonl").read_text()
+    assert [path for path in files if password.encode() in path.read_bytes()] == []

@@ -122,10 +122,12 @@ def run_in_flow(out: Path, sources: list[str]) -> dict:
     from prefect import flow
 
     from flows.pipeline import run_pipeline
+    from flows.spec import RunSpec
 
     @flow(name="codeio-dask-test")
     def wrapper() -> dict:
-        return run_pipeline(load_settings(), sources, limit=LIMIT, out=str(out), progress=False)
+        return run_pipeline(load_settings(), RunSpec(sources=tuple(sources), limit=LIMIT, out=str(out)),
+                            progress=False)
 
     return wrapper()
 

@@ -4,6 +4,7 @@ that must reach Completed and publish its summary artifacts."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -36,7 +37,11 @@ def test_prefect_yaml_declares_the_three_deployments():
         path, _, function = deployment["entrypoint"].partition(":")
         assert (ROOT / path).is_file() and f"def {function}(" in (ROOT / path).read_text()
     assert {"sources", "limit", "teacher", "model", "revision_rounds", "pairs_per_function",
-            "rejection_sampling"} <= set(deployments["codeio-pipeline"]["parameters"])
+            "rejection_sampling"} <= set(deployments["codeio-pipeline"]["parameters"]["spec"])
+    from flows.spec import RunSpec
+
+    for name in ("codeio-pipeline", "codeio-nightly"):  # the defaults are valid run specifications
+        RunSpec.model_validate(deployments[name]["parameters"]["spec"])
     schedule = deployments["codeio-nightly"]["schedules"][0]
     assert len(schedule["cron"].split()) == 5 and schedule["active"]
     pull = config["pull"][0]["prefect.deployments.steps.set_working_directory"]
@@ -128,9 +133,15 @@ def test_deploy_and_run_the_pipeline_on_a_worker(tmp_path):
             assert deployments["codeio-pipeline"].pull_steps[0]["prefect.deployments.steps.set_working_directory"][
                 "directory"] == str(ROOT)
 
-            _cli(["deployment", "run", "codeio-pipeline/codeio-pipeline", "--param", "limit=5",
-                  "--param", "teacher=offline", "--param", "revision_rounds=1", "--param", "pairs_per_function=2",
-                  "--param", f"store={store}", "--param", 'sources=["sample"]'], env, tmp_path)
+            # the run specification is one section of the run form
+            schema = deployments["codeio-pipeline"].parameter_openapi_schema
+            assert schema["properties"]["spec"]["$ref"].endswith("/RunSpec")
+            assert {"sources", "limit", "teacher", "revision_rounds", "pairs_per_function", "task_mix",
+                    "instance_fraction", "out", "export_formats"} <= set(schema["definitions"]["RunSpec"]["properties"])
+            spec = {"sources": ["sample"], "limit": 5, "teacher": "offline", "revision_rounds": 1,
+                    "pairs_per_function": 2}
+            _cli(["deployment", "run", "codeio-pipeline/codeio-pipeline", "--param", f"spec={json.dumps(spec)}",
+                  "--param", f"store={store}"], env, tmp_path)
             runs = client.read_flow_runs(deployment_filter=DeploymentFilter(
                 id=DeploymentFilterId(any_=[deployments["codeio-pipeline"].id])))
             assert len(runs) == 1
@@ -143,7 +154,7 @@ def test_deploy_and_run_the_pipeline_on_a_worker(tmp_path):
             assert run.state_type.value == "COMPLETED", (
                 f"flow run ended {run.state_type}: {run.state.message if run.state else ''}\n"
                 f"worker log:\n{worker_log.read_text()[-4000:]}")
-            assert run.parameters["limit"] == 5 and run.parameters["pairs_per_function"] == 2
+            assert run.parameters["spec"]["limit"] == 5 and run.parameters["spec"]["pairs_per_function"] == 2
 
             artifacts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run_id])))
             by_key = {a.key: a for a in artifacts}

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from flows.nightly import codeio_nightly
+from flows.spec import RunSpec
 from storage.lineage import LineageDB
 
 CORPUS = Path(__file__).resolve().parents[1] / "codeio" / "corpus" / "unified.jsonl"
@@ -20,21 +21,21 @@ def test_second_night_processes_only_new_rows(env, prefect_harness):
     rows = CORPUS.read_text().splitlines()
     source = env / "incoming.jsonl"
     source.write_text("\n".join(rows[:3]) + "\n")
-    params = {"sources": [f"unified:{source}"], "teacher": "offline", "state_dir": str(env / "state"),
-              "pairs_per_function": 2}
+    spec = RunSpec(sources=(f"unified:{source}",), teacher="offline", pairs_per_function=2)
+    state = str(env / "state")
 
-    first = codeio_nightly(**params, out=str(env / "night1.jsonl"))
+    first = codeio_nightly(spec=spec.replace(out=str(env / "night1.jsonl")), state_dir=state)
     assert (first["new_sources"], first["already_processed"], len(first["nights"])) == (3, 0, 1)
     night1 = _samples(env / "night1.jsonl")
     assert night1 and len({s["source_id"] for s in night1}) == 3
 
     # a quiet night: nothing new, nothing run
-    quiet = codeio_nightly(**params)
+    quiet = codeio_nightly(spec=spec, state_dir=state)
     assert (quiet["new_sources"], quiet["already_processed"], quiet["run_id"]) == (0, 3, None)
 
     with source.open("a") as handle:  # two new functions arrive
         handle.write("\n".join(rows[3:5]) + "\n")
-    second = codeio_nightly(**params, out=str(env / "all.jsonl"))
+    second = codeio_nightly(spec=spec.replace(out=str(env / "all.jsonl")), state_dir=state)
     assert (second["new_sources"], second["already_processed"], len(second["nights"])) == (2, 3, 2)
 
     with LineageDB(f"sqlite:///{env / 'lineage.db'}") as lineage:

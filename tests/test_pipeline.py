@@ -17,10 +17,15 @@ FINAL_KEYS = {"sample_id", "instance_id", "function_id", "source_id", "task", "v
               "feedback_1", "turn_2", "feedback_2", "origin"}
 
 
+FLOW_PARAMETERS = ("store", "llm_base_url")  # the rest is the run specification
+
+
 def run(**params):
     from flows.pipeline import codeio_pipeline
+    from flows.spec import RunSpec
 
-    return codeio_pipeline(**params)
+    flow_parameters = {name: params.pop(name) for name in FLOW_PARAMETERS if name in params}
+    return codeio_pipeline(spec=RunSpec(**params), **flow_parameters)
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -151,12 +156,13 @@ def test_lanes_give_the_same_data_as_stage_by_stage_with_one_task_per_part(prefe
     """With the offline teacher nothing can leave a transient failure, so each part goes
     through every stage in one task; the data and the books equal a stage-by-stage run."""
     from flows.pipeline import codeio_pipeline
+    from flows.spec import RunSpec
 
-    fused_state = codeio_pipeline(out=str(env / "fused.jsonl"), return_state=True)
+    fused_state = codeio_pipeline(spec=RunSpec(out=str(env / "fused.jsonl")), return_state=True)
     fused = fused_state.result()
     monkeypatch.setenv("CODEIO_FUSE_STAGES", "false")
     monkeypatch.setenv("CODEIO_STORE", str(env / "store-by-stage"))
-    staged_state = codeio_pipeline(out=str(env / "staged.jsonl"), return_state=True)
+    staged_state = codeio_pipeline(spec=RunSpec(out=str(env / "staged.jsonl")), return_state=True)
     staged = staged_state.result()
 
     assert read_rows(env / "fused.jsonl") == read_rows(env / "staged.jsonl")

@@ -71,6 +71,7 @@ def _sandbox_processes() -> list[str]:
 
 def test_pipeline_over_hostile_corpus(prefect_harness, tmp_path, monkeypatch):
     from flows.pipeline import codeio_pipeline
+    from flows.spec import RunSpec
 
     server, accepted, stop = _listener()
     outside = tmp_path / "outside"
@@ -83,7 +84,8 @@ def test_pipeline_over_hostile_corpus(prefect_harness, tmp_path, monkeypatch):
     monkeypatch.setenv("CODEIO_LLM_API_KEY", SECRET)  # the flow process holds a secret; the sandbox must not
     monkeypatch.delenv("CODEIO_LLM_BASE_URL", raising=False)
     try:
-        summary = codeio_pipeline(sources=[f"unified:{corpus}"], out=str(tmp_path / "out.jsonl"), revision_rounds=0)
+        summary = codeio_pipeline(spec=RunSpec(sources=(f"unified:{corpus}",), out=str(tmp_path / "out.jsonl"),
+                                               revision_rounds=0))
     finally:
         stop.set()
         server.close()

@@ -50,10 +50,11 @@ def make_settings(tmp: Path, server: FakeLLMServer, **overrides):
 
 def run(settings, **options):
     from flows.pipeline import run_pipeline
+    from flows.spec import RunSpec
 
-    values = dict(limit=LIMIT, teacher="openai", revision_rounds=1, progress=False)
+    values = dict(limit=LIMIT, teacher="openai", revision_rounds=1)
     values.update(options)
-    return run_pipeline(settings, [RAW], **values)
+    return run_pipeline(settings, RunSpec(sources=(RAW,), **values), progress=False)
 
 
 def stage(summary, label):

@@ -201,10 +201,12 @@ def run_once(out: Path, sources: list[str], limit: int | None) -> dict:
     from prefect import flow
 
     from flows.pipeline import run_pipeline
+    from flows.spec import RunSpec
 
     @flow(name="codeio-s3-test")
     def wrapper() -> dict:
-        return run_pipeline(load_settings(), sources, limit=limit, out=str(out), progress=False)
+        return run_pipeline(load_settings(), RunSpec(sources=tuple(sources), limit=limit, out=str(out)),
+                            progress=False)
 
     return wrapper()
 

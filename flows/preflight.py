@@ -1,0 +1,82 @@
+"""Checks of a run's inputs before any server or cluster starts: the sources, the
+store URL, the lineage database and the output path. Each problem is one line
+that names what to fix; the commands print them all and exit 2."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import fsspec
+from sqlalchemy.exc import SQLAlchemyError
+
+from codeio.settings import Settings
+from codeio.sources import SourceSpecError, parse_source_specs
+from storage.lineage import LineageDB, scrub_secrets
+
+LOCAL_PROTOCOLS = ("file", "local")
+
+
+def check_inputs(sources: list[str] | tuple[str, ...], out: str | None, settings: Settings | None, *,
+                 database: bool = True, sources_name: str = "--source") -> list[str]:
+    """Every problem found, one line each (empty: the run may start). ``database``:
+    also open (and migrate) the lineage database, as the run will; ``sources_name``:
+    where the user wrote the sources. Without ``settings`` (they are invalid
+    themselves) the store and the database are not checked."""
+    problems = []
+    try:
+        parse_source_specs(list(sources))
+    except SourceSpecError as error:
+        problems.append(f"{sources_name}: {error}")
+    if out:
+        problems += [f"--out {out!r}: {problem}" for problem in _location_problems(out, folder=False)]
+    if settings is None:
+        return problems
+    problems += [f"store {settings.store!r} (--store, CODEIO_STORE): {problem}"
+                 for problem in _location_problems(settings.store, folder=True)]
+    if database:
+        problems += _database_problems(settings.database_url)
+    return problems
+
+
+def _location_problems(url: str, folder: bool) -> list[str]:
+    """Whether a store folder (``folder``) or an output file can be written at ``url``."""
+    protocol, path = fsspec.core.split_protocol(url)
+    if protocol and protocol not in LOCAL_PROTOCOLS:
+        try:
+            fsspec.get_filesystem_class(protocol)
+        except (ValueError, ImportError) as error:
+            return [str(error).splitlines()[0]]
+        return []
+    target = Path(path).expanduser()
+    if target.exists() and folder != target.is_dir():
+        return ["is a file, not a folder" if folder else "is a folder, not a file"]
+    ancestor = target if folder and target.exists() else target.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return [f"{ancestor} is a file, so the path cannot be created"]
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return [f"{ancestor} is not writable"]
+    return []
+
+
+def _database_problems(url: str) -> list[str]:
+    """Open the lineage database and bring its schema up to date, as a run does first."""
+    shown = scrub_secrets(url)
+    try:
+        lineage = LineageDB(url)
+    except (SQLAlchemyError, ValueError, OSError) as error:
+        return [f"lineage database {shown!r} (CODEIO_DATABASE_URL): {_first_line(error)}"]
+    try:
+        lineage.upgrade()
+    except (SQLAlchemyError, OSError) as error:
+        return [f"lineage database {shown!r} (CODEIO_DATABASE_URL): {_first_line(error)}"]
+    finally:
+        lineage.close()
+    return []
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return scrub_secrets(text[0]) if text else type(error).__name__
