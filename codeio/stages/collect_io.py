@@ -216,7 +216,8 @@ def _given_pair_problem(pair: dict[str, Any], seen_inputs: list[str]) -> str | N
 
 
 def _recheck(function: dict[str, Any], pairs: list[tuple[str, str]], config: CollectConfig, executor: Executor):
-    """Run every kept input again with other seeds; a different result rejects the function."""
+    """Run every kept input again with other seeds, last first; a different result rejects the function."""
+    pairs = pairs[::-1]  # in another order: a result that depends on the calls before it shows up
     results = executor.run(
         RunRequest(code=function["main_code"], inputs_json=tuple(i for i, _ in pairs),
                    limits=_limits(config, config.call_timeout_s), stop_on_fatal=True, seed=config.recheck_seed,
