@@ -281,16 +281,7 @@ class Orchestrator:
             summary.seconds += float(data.get("seconds", 0.0))
             if not data.get("cached", False):
                 summary.shards_computed += 1
-            self.lineage.record_stage_run(
-                run_id=self.run_id, stage=summary.stage, dataset_key=summary.key, shard=int(data.get("part", 0)),
-                started_at=_when(data.get("started_at")), finished_at=_when(data.get("finished_at")),
-                records_in=int(data.get("records_in", 0)),
-                records_out=int(data.get("records_out", data.get("records", 0))),
-                records_rejected=int(data.get("rejected", 0)),
-                rejects_by_reason=dict(data.get("rejects_by_reason") or {}),
-                cached=bool(data.get("cached", False)),
-                llm={} if data.get("cached") else dict((data.get("stats") or {}).get("llm") or {}),
-            )
+            self._record_stage_run(summary.stage, summary.key, data)
             if not data.get("cached"):
                 computed.append(dict(data.get("stats") or {}))
         # LLM usage of this run only: shards found done cost nothing now
@@ -303,6 +294,18 @@ class Orchestrator:
         )
         self.lineage.link_run_dataset(self.run_id, summary.key, "reused" if summary.reused else "produced")
         self.stages.append(summary)
+
+    def _record_stage_run(self, stage: str, key: str, data: dict[str, Any]) -> None:
+        self.lineage.record_stage_run(
+            run_id=self.run_id, stage=stage, dataset_key=key, shard=int(data.get("part", 0)),
+            started_at=_when(data.get("started_at")), finished_at=_when(data.get("finished_at")),
+            records_in=int(data.get("records_in", 0)),
+            records_out=int(data.get("records_out", data.get("records", 0))),
+            records_rejected=int(data.get("rejected", 0)),
+            rejects_by_reason=dict(data.get("rejects_by_reason") or {}),
+            cached=bool(data.get("cached", False)),
+            llm={} if data.get("cached") else dict((data.get("stats") or {}).get("llm") or {}),
+        )
 
     def ingest(self, specs: list[Any], limit: int | None,
                shard_size: int) -> tuple[DatasetRef, list[dict[str, Any]], StageSummary]:
@@ -393,12 +396,23 @@ class Orchestrator:
             task = task.with_options(tags=set(self.task_tags))
         futures = [self.submit(task, argument) for argument in arguments]
         outcomes: dict[str, list[ShardOutcome]] = {plan.key: [] for plan in todo}
+        failure: Exception | None = None
         with self.progress.track_many([plan.label for plan in todo], parts) as advances:
             for future in as_completed(futures):
-                result = future.result()
+                try:
+                    result = future.result()
+                except Exception as error:  # noqa: BLE001 - re-raised below, once the other shards are booked
+                    failure = failure or error
+                    continue
                 for plan, advance, outcome in zip(todo, advances, result if isinstance(result, list) else [result]):
                     outcomes[plan.key].append(outcome)
                     advance(outcome.records_out)
+        if failure is not None:
+            # the shards that finished did their work and spent money: keep their books
+            for plan in todo:
+                for outcome in outcomes[plan.key]:
+                    self._record_stage_run(plan.stage, plan.key, outcome.__dict__)
+            raise failure
         return outcomes
 
     def _finish(self, plan: StagePlan, summary: StageSummary, outcomes: list[ShardOutcome], parents: dict[str, str],
