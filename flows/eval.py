@@ -53,14 +53,15 @@ def run_eval(settings: Settings, benchmark: str, *, teacher: str | None = None, 
     spec = parse_benchmark_spec(benchmark)
     teacher = resolve_teacher(settings, teacher)
     templates = prompting.PromptTemplates.load(settings.prompt_dir)
+    bench = read_benchmark(spec, templates, limit=limit, placement=placement)
     lineage = LineageDB(settings.database_url)
     lineage.upgrade()
     previous = None
     if compare:
         previous = lineage.eval_result(compare)
         if previous is None:
+            lineage.close()
             raise EvalError(f"no evaluation run {compare!r} in the lineage database")
-    bench = read_benchmark(spec, templates, limit=limit, placement=placement)
     model = "offline" if teacher == "offline" else settings.llm_model
     prompt_hash = templates.hash_of(prompting.PROMPT_TEMPLATES)
     parameters = {"benchmark": spec.text, "benchmark_sha256": bench.sha256, "teacher": teacher, "model": model,
@@ -128,7 +129,10 @@ def run_eval(settings: Settings, benchmark: str, *, teacher: str | None = None, 
     except BaseException as error:
         lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
         raise
-    lineage.finish_run(run_id, "completed", summary={k: v for k, v in report.items() if k != "table"})
+    else:
+        lineage.finish_run(run_id, "completed", summary={k: v for k, v in report.items() if k != "table"})
+    finally:  # a worker serving many runs gives the pool back
+        lineage.close()
     publish_eval_artifacts(report)
     return report
 
