@@ -64,6 +64,7 @@ PRIVATE_TMPFS_SIZE = "256m"  # all work dirs of one server together (files are a
 WORK_ROOT_NS = "/tmp"  # inside the server's own mount namespace
 KILL_GRACE_S = 0.5  # wait for a SIGKILLed child to be reaped
 LOAD_EXTRA_S = 3.0  # the code's top level (imports not preloaded: sympy ~1.5 s) gets one call timeout plus this
+FRESH_FRAME = {"fresh": True}  # the child's request to be replaced after a call that changed shared state
 RUN_STATUS_FATAL = {"timeout", "memory", "killed", "output_limit", "sandbox_error"}
 SAMPLE_TICK_FACTOR = 2.0  # a sampling attempt (generator + entry) may take 2 per-call timeouts
 NOFILE_LIMIT = 256
@@ -469,6 +470,8 @@ class Server:
                 self.deferred.append((child, int(limits["max_processes"])))
                 break
             status, cpu = self._retire(child, limits)
+            if ended.fresh:
+                continue  # the child changed shared state: a new one takes the rest
             if ended.bad is not None:
                 # The child broke the protocol: nothing it said counts, for any call.
                 failure = {"status": "sandbox_error", "error_message": f"malformed frame from the child: {ended.bad}"}
@@ -499,10 +502,13 @@ class Server:
         extra = (child.pidfd,) if child.pidfd >= 0 else ()
         deadline = time.monotonic() + timeout + LOAD_EXTRA_S
         loaded = False
+        first = len(results)
         try:
             while len(results) < n:
                 frame = reader.read(deadline, extra)
                 deadline = time.monotonic() + timeout
+                if frame == FRESH_FRAME and len(results) > first:
+                    return _Ended(loaded, fresh=True)
                 if not loaded:
                     failure = frames.load_frame(frame, max_chars)
                     if failure is None:
@@ -589,6 +595,7 @@ class _Ended(NamedTuple):
     fatal: dict[str, Any] | None = None  # it reported a fatal status itself
     timed_out: bool = False
     bad: str | None = None  # it sent a malformed frame
+    fresh: bool = False  # a call changed shared state: the next calls need a new child
 
 
 def _child_frame_cap(limits: dict[str, Any]) -> int:

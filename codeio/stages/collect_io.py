@@ -232,9 +232,10 @@ def _given_pair_problem(pair: dict[str, Any], seen_inputs: list[str]) -> str | N
 
 def _recheck(function: dict[str, Any], pairs: list[tuple[str, str, str | None]], config: CollectConfig,
              executor: Executor):
-    """Run every kept input again with other seeds; a result different from the first
-    execution (not from a given output, which only had to match within tolerance)
-    rejects the function."""
+    """Run every kept input again with other seeds, last first; a result different from
+    the first execution (not from a given output, which only had to match within
+    tolerance) rejects the function."""
+    pairs = pairs[::-1]  # in another order: a result that depends on the calls before it shows up
     results = executor.run(
         RunRequest(code=function["main_code"], inputs_json=tuple(pair[0] for pair in pairs),
                    limits=_limits(config, config.call_timeout_s), stop_on_fatal=True, seed=config.recheck_seed,
