@@ -74,6 +74,13 @@ def llm_processes(settings: Settings, parts: int) -> int:
     return 1 if workers == 0 else max(1, min(workers, parts))
 
 
+def orchestrator_options(settings: Settings) -> dict[str, Any]:
+    """What an Orchestrator takes from the settings (see its constructor); the LLM
+    budget is shared over the processes that may spend it at once."""
+    return {"task_tags": settings.task_tags, "fuse": settings.fuse_stages, "claim_lease_s": settings.claim_lease_s,
+            "llm_budget_usd": settings.llm_budget_usd, "llm_processes": functools.partial(llm_processes, settings)}
+
+
 def sandbox_config(settings: Settings):
     """Pool size is decided where the pool runs (tasks.resources.parallelism)."""
     from codeio.sandbox import SandboxConfig
@@ -147,7 +154,10 @@ def run_pipeline(settings: Settings, spec: RunSpec, progress: bool = True, kind:
     except BaseException as error:
         lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
         raise
-    lineage.finish_run(run_id, "completed", summary=summary)
+    else:
+        lineage.finish_run(run_id, "completed", summary=summary)
+    finally:  # sweep branches and long-lived workers call this many times: give the pool back
+        lineage.close()
     return summary
 
 
@@ -159,9 +169,7 @@ def _run_stages(settings: Settings, spec: RunSpec, specs, store: DataStore, line
     runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=llm_config(settings, teacher),
                           templates=templates)
     orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_runner=runner,
-                                task_tags=settings.task_tags, fuse=settings.fuse_stages,
-                                claim_lease_s=settings.claim_lease_s, llm_budget_usd=settings.llm_budget_usd,
-                                llm_processes=functools.partial(llm_processes, settings))
+                                **orchestrator_options(settings))
 
     sources_ref, markers, ingest_summary = orchestrator.ingest(specs, spec.limit, settings.shard_size)
     bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), {ingest_summary.rejected} rejected")

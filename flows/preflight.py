@@ -1,5 +1,5 @@
 """Checks of a run's inputs before any server or cluster starts: the sources, the
-store URL, the lineage database and the output path. Each problem is one line
+store URL, the lineage database, the prompt templates and the output path. Each problem is one line
 that names what to fix; the commands print them all and exit 2."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 import fsspec
 from sqlalchemy.exc import SQLAlchemyError
 
+from codeio.prompting import PromptTemplates, TemplateError
 from codeio.settings import Settings
 from codeio.sources import SourceSpecError, parse_source_specs
 from storage.lineage import LineageDB, scrub_secrets
@@ -34,6 +35,10 @@ def check_inputs(sources: list[str] | tuple[str, ...], out: str | None, settings
         return problems
     problems += [f"store {settings.store!r} (--store, CODEIO_STORE): {problem}"
                  for problem in _location_problems(settings.store, folder=True)]
+    try:  # a broken template override fails here, not as a worker's traceback later
+        PromptTemplates.load(settings.prompt_dir)
+    except TemplateError as error:
+        problems.append(f"prompt templates (CODEIO_PROMPT_DIR): {error}")
     if database:
         problems += _database_problems(settings.database_url)
     return problems
