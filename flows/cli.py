@@ -53,7 +53,7 @@ def run(
     """Run the pipeline (reusing every dataset already in the store)."""
     quiet_logs()
     from codeio.settings import load_settings
-    from codeio.prompting import TemplateError
+    from codeio.prompting import PromptTemplates, TemplateError
     from codeio.sources import SourceSpecError
 
     for name, value, allowed in (("--teacher", teacher, (None, "offline", "openai")),
@@ -63,6 +63,11 @@ def run(
         if value not in allowed:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(a for a in allowed if a)}", param_hint=name)
     settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model)
+    try:  # a broken template override is a one-line error now, not a worker's traceback later
+        PromptTemplates.load(settings.prompt_dir)
+    except TemplateError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
     if dry_run:
         from flows.estimate import estimate_run, render_estimate
 
