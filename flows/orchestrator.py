@@ -132,13 +132,32 @@ class DatasetClaims:
             yield
 
 
+def pid_namespace() -> str:
+    """This process's PID namespace (the inode of /proc/self/ns/pid), "" where /proc
+    does not tell. Containers often share a host name: a pid means something only
+    within its namespace."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return link.partition("[")[2].rstrip("]")
+
+
+def claim_holder() -> str:
+    """"host:pid:nonce:pid-namespace" of this process (a new nonce each call)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{pid_namespace()}"
+
+
 def holder_is_gone(holder: str) -> bool:
-    """Whether a claim's holder ("host:pid:nonce") was a process of this host that no
-    longer exists. Holders on other hosts (or in another PID namespace under the
-    same host name) count as alive: their claims end with their lease."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
+    """Whether a claim's holder ("host:pid:nonce:pid-namespace") was a process of this
+    host that no longer exists. Holders on other hosts, or in another PID namespace
+    under the same host name, count as alive: their claims end with their lease.
+    (A holder without the namespace field comes from a version that did not record it.)"""
+    fields = holder.split(":")
+    host, pid_text = fields[0], fields[1] if len(fields) > 1 else ""
     if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if len(fields) > 3 and fields[3] != pid_namespace():
         return False
     try:
         os.kill(int(pid_text), 0)
@@ -163,7 +182,7 @@ class LineageClaims:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.on_wait = on_wait or (lambda label, owner: None)
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = claim_holder()
         self._guard = threading.Lock()
         self._held = 0
         self._stop: threading.Event | None = None
