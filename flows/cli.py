@@ -216,13 +216,15 @@ def eval_command(
     from codeio.prompting import TemplateError
     from flows.eval import EvalError, codeio_eval
     from flows.eval_report import render_eval
+    from flows.spec import EndpointURL
 
     if teacher not in (None, "offline", "openai"):
         raise typer.BadParameter(f"{teacher!r} is not one of offline, openai", param_hint="--teacher")
     if placement not in ("prompt", "none"):
         raise typer.BadParameter(f"{placement!r} is not one of prompt, none", param_hint="--placement")
     try:
-        report = codeio_eval(benchmark=benchmark, model=model, llm_base_url=llm_base_url, teacher=teacher,
+        report = codeio_eval(benchmark=benchmark, model=model, teacher=teacher,
+                             llm_base_url=EndpointURL(llm_base_url) if llm_base_url else None,
                              samples=samples, ks=list(k) or None, temperature=temperature, limit=limit,
                              placement=placement, compare=compare, store=store, show_progress=not as_json)
     except (BenchmarkSpecError, EvalError, TemplateError) as error:

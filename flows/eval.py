@@ -24,7 +24,7 @@ from flows.eval_report import publish_eval_artifacts, scores_png
 from flows.orchestrator import Orchestrator, StageSummary, code_version, current_user
 from flows.pipeline import llm_config, make_task_runner, open_store, orchestrator_options, sandbox_config
 from flows.progress import StageProgress
-from flows.spec import Teacher, resolve_teacher
+from flows.spec import EndpointURL, Teacher, endpoint_value, resolve_teacher
 from flows.summary import LLM_FIELDS
 from storage.lineage import LineageDB
 from tasks.eval import QUESTIONS_STAGE, QUESTIONS_VERSION, QuestionsConfig, eval_judge_task, write_questions
@@ -144,7 +144,7 @@ def _llm_totals(stages: list[dict[str, Any]]) -> dict[str, Any]:
 def codeio_eval(
     benchmark: str,
     model: str | None = None,
-    llm_base_url: str | None = None,
+    llm_base_url: EndpointURL | None = None,
     teacher: Teacher | None = None,
     samples: int = 1,
     ks: list[int] | None = None,
@@ -157,7 +157,8 @@ def codeio_eval(
 ) -> dict[str, Any]:
     """Score a model on a benchmark file (``cruxeval:PATH``, ``leetcode-o:PATH``,
     ``unified:PATH``); credentials come from the worker's CODEIO_* environment."""
-    settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model, llm_temperature=temperature)
+    settings = load_settings(store=store, llm_base_url=endpoint_value(llm_base_url), llm_model=model,
+                             llm_temperature=temperature)
     report = run_eval(settings, benchmark, teacher=teacher, samples=samples, ks=tuple(ks) if ks else None,
                       limit=limit, placement=placement, compare=compare, progress=show_progress)
     tasks = report["scores"]["tasks"]

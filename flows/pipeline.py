@@ -27,7 +27,7 @@ from storage.lineage import LineageDB
 from storage.store import DataStore, s3_storage_options
 from tasks.assemble import assemble_task
 from tasks.build_prompts import build_prompts_task
-from tasks.collect_io import collect_io_task
+from tasks.collect_io import collect_io_task, worker_environment_task
 from tasks.normalize import normalize_task
 from tasks.resources import RuntimeSpec, usable_cores
 from tasks.synthesize import synthesize_task
@@ -85,7 +85,7 @@ def sandbox_config(settings: Settings):
     """Pool size is decided where the pool runs (tasks.resources.parallelism)."""
     from codeio.sandbox import SandboxConfig
 
-    return SandboxConfig(preload=tuple(settings.sandbox_preload),
+    return SandboxConfig(preload=tuple(settings.sandbox_preload), require_isolation=settings.sandbox_require_isolation,
                          memory_mb=max(settings.exec_memory_mb, 1024),
                          limits=Limits(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb))
 
@@ -182,7 +182,8 @@ def _run_stages(settings: Settings, spec: RunSpec, specs, store: DataStore, line
                                      {"sources": sources_ref}, parts, may_retry=configs.normalize.teacher == "openai")
         pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, configs.collect_io,
                                  {"functions": functions}, parts,
-                                 options={"environment": environment_fingerprint(runtime.sandbox.preload)})
+                                 options={"environment": orchestrator.submit(
+                                     worker_environment_task, {"preload": runtime.sandbox.preload}).result()})
         instances = orchestrator.add("build_prompts", build_prompts.VERSION, build_prompts_task, configs.build_prompts,
                                      {"functions": functions, "pairs": pairs}, parts)
         history: dict[str, Any] = {}
@@ -207,22 +208,6 @@ def _run_stages(settings: Settings, spec: RunSpec, specs, store: DataStore, line
                             teacher=teacher, prices=settings.llm_prices)
     publish_artifacts(summary)
     return summary
-
-
-def environment_fingerprint(preload: tuple[str, ...]) -> str:
-    """What collected pairs depend on besides the code: the Python version and the
-    versions of the preloaded third-party packages. It enters collect_io's dataset
-    key, so upgrading numpy re-collects pairs instead of trusting old ones."""
-    import platform
-    from importlib import metadata
-
-    versions = []
-    for name in sorted(preload):
-        try:
-            versions.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(name)  # a stdlib module: covered by the Python version
-    return f"{platform.python_implementation()}-{platform.python_version()}:" + ",".join(versions)
 
 
 @flow(name="codeio-pipeline", log_prints=True)

@@ -19,7 +19,8 @@ RECORDED = Path(__file__).resolve().parent / "data" / "sample_run_keys.json"
 
 def test_sample_corpus_runs_keep_their_dataset_keys(env, prefect_harness):
     from codeio.settings import load_settings
-    from flows.pipeline import environment_fingerprint, run_pipeline
+    from flows.pipeline import run_pipeline
+    from tasks.resources import environment_fingerprint
 
     recorded = json.loads(RECORDED.read_text())
     settings = load_settings()

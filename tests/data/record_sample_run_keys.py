@@ -29,7 +29,8 @@ def main() -> None:
     from prefect.testing.utilities import prefect_test_harness
 
     from codeio.settings import load_settings
-    from flows.pipeline import environment_fingerprint, run_pipeline
+    from flows.pipeline import run_pipeline
+    from tasks.resources import environment_fingerprint
     from flows.spec import RunSpec
 
     settings = load_settings()
