@@ -18,7 +18,9 @@ from typing import Any, Iterator
 from codeio.records import dumps, reject, stable_id
 
 SAMPLE_SPEC = "sample"
-SOURCE_KINDS = ("jsonl", "dir", "unified")
+SOURCE_KINDS = ("jsonl", "dir", "unified", "corpus", "git")
+# read shard by shard on the workers by the ingestion flow (codeio/ingest); never by read_sources
+SCALE_KINDS = ("corpus", "git")
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 MAX_SOURCE_BYTES_DEFAULT = 256 * 1024
 
@@ -51,10 +53,13 @@ def parse_source_specs(specs: list[str] | tuple[str, ...]) -> list[SourceSpec]:
         kind, sep, path = spec.partition(":")
         if not sep or kind not in SOURCE_KINDS or not path:
             raise SourceSpecError(
-                f"bad source {spec!r}: expected one of jsonl:PATH, dir:PATH, unified:PATH or {SAMPLE_SPEC!r}"
+                f"bad source {spec!r}: expected one of jsonl:PATH, dir:PATH, unified:PATH, "
+                f"corpus:PATH|GLOB|s3://..., git:PATH or {SAMPLE_SPEC!r}"
             )
         out.append(SourceSpec(kind, path, spec))
     for source in out:
+        if source.kind == "corpus" and ("://" in source.path or any(ch in source.path for ch in "*?[")):
+            continue  # listed (and checked) by the ingestion flow through the store's options
         if not source.resolved.exists():
             raise SourceSpecError(f"source {source.display!r}: {source.resolved} does not exist")
     return out
