@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
 
@@ -122,6 +123,12 @@ def test_codemix_keeps_real_code_and_names_each_reject():
         assert verdict.reason == reason, (reason, verdict)
         assert verdict.detail
     assert check_codemix(cases["python2"], CodeMixConfig(keep_python2=True)).reason is None
+    # newer-Python syntax with backticks in a comment is not Python 2 (seen in a public algorithms repository)
+    newer = "class Node[KT, VT]:\n    # decrement `i` when the level is lower\n    def get(self) -> KT:\n" \
+            "        return self.key\n" + SIMULATION
+    if sys.version_info < (3, 12):
+        verdict = check_codemix(newer, CodeMixConfig(keep_python2=True))
+        assert verdict.reason == "syntax_error" and "newer" in verdict.detail
     assert check_codemix(SIMULATION, CodeMixConfig(max_ast_nodes=50)).reason == "too_complex"
     assert check_codemix(SIMULATION, CodeMixConfig(max_functions=2)).reason == "too_many_functions"
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,12 @@ PYTHON2_PATTERN = re.compile(
     r"^\s*print\s+[^\s(=]|^\s*print\s*$|^\s*exec\s+['\"]|except\s+[\w.]+\s*,\s*\w+\s*:|raise\s+\w+\s*,|"
     r"\bur['\"]|^\s*print\s*>>|\b0[0-7]+L?\b|\b\d+L\b|`[^`\n]+`",
     re.MULTILINE)
+# syntax only Python 3 has: a file with these that does not parse needs a newer Python, it is not Python 2
+PYTHON3_ONLY_PATTERN = re.compile(
+    r"\)\s*->|\bf['\"]|\basync\s+def\b|\bnonlocal\b|:=|\bprint\(.*\b(?:end|file|sep)=|"
+    r"^\s*(?:class|def)\s+\w+\[|^\s*type\s+\w+\s*=|^\s*match\s+.+:\s*$",
+    re.MULTILINE)
+COMMENT_PATTERN = re.compile(r"#[^\n]*")
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,9 @@ def _parse(text: str) -> ast.Module | None:
 
 
 def looks_like_python2(text: str) -> bool:
-    return PYTHON2_PATTERN.search(text) is not None
+    """Python 2 statements outside comments, and no syntax only Python 3 has."""
+    code = COMMENT_PATTERN.sub("", text)
+    return PYTHON2_PATTERN.search(code) is not None and PYTHON3_ONLY_PATTERN.search(code) is None
 
 
 LITERAL_NODES = (ast.Constant, ast.Tuple, ast.List, ast.Dict, ast.Set, ast.UnaryOp, ast.USub, ast.UAdd, ast.Load)
@@ -139,7 +148,9 @@ def check_codemix(text: str, config: CodeMixConfig) -> FileVerdict:
             return FileVerdict(None, "Python 2: kept for normalization to convert", features)
         if python2:
             return no("python2", "Python 2 syntax (pass keep_python2 to keep it: normalization converts it)")
-        return no("syntax_error", "does not parse as Python 3 or look like Python 2")
+        newer = PYTHON3_ONLY_PATTERN.search(COMMENT_PATTERN.sub("", text)) is not None
+        return no("syntax_error", "does not parse as Python 3." + f"{sys.version_info.minor}"
+                  + (" (it uses Python 3 syntax: maybe a newer version's)" if newer else " or look like Python 2"))
     features["python"] = 3
     nodes = sum(1 for _ in ast.walk(tree))
     functions = sum(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) for n in ast.walk(tree))
