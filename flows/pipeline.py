@@ -109,7 +109,7 @@ def sandbox_config(settings: Settings):
     """Pool size is decided where the pool runs (tasks.resources.parallelism)."""
     from codeio.sandbox import SandboxConfig
 
-    return SandboxConfig(preload=tuple(settings.sandbox_preload),
+    return SandboxConfig(preload=tuple(settings.sandbox_preload), require_isolation=settings.sandbox_require_isolation,
                          memory_mb=max(settings.exec_memory_mb, 1024),
                          limits=Limits(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb))
 
@@ -206,7 +206,10 @@ def run_pipeline(
     except BaseException as error:
         lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
         raise
-    lineage.finish_run(run_id, "completed", summary=summary)
+    else:
+        lineage.finish_run(run_id, "completed", summary=summary)
+    finally:  # sweep branches and long-lived workers call this many times: give the pool back
+        lineage.close()
     return summary
 
 

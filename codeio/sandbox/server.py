@@ -43,14 +43,13 @@ import sys
 import time
 from typing import Any, NamedTuple
 
+from codeio.sandbox import frames, isolation
 from codeio.sandbox.protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 CHILD_PROCESS_NAME = b"codeio-sandbox"
 PR_SET_CHILD_SUBREAPER = 36
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_NOSUID = 2
@@ -63,6 +62,7 @@ PRIVATE_TMPFS_SIZE = "256m"  # all work dirs of one server together (files are a
 WORK_ROOT_NS = "/tmp"  # inside the server's own mount namespace
 KILL_GRACE_S = 0.5  # wait for a SIGKILLed child to be reaped
 LOAD_EXTRA_S = 3.0  # the code's top level (imports not preloaded: sympy ~1.5 s) gets one call timeout plus this
+FRESH_FRAME = {"fresh": True}  # the child's request to be replaced after a call that changed shared state
 RUN_STATUS_FATAL = {"timeout", "memory", "killed", "output_limit", "sandbox_error"}
 SAMPLE_TICK_FACTOR = 2.0  # a sampling attempt (generator + entry) may take 2 per-call timeouts
 NOFILE_LIMIT = 256
@@ -87,12 +87,6 @@ class WarmChild(NamedTuple):
 
 def _prctl(option: int, arg: int) -> None:
     if _libc.prctl(option, arg, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _unshare(flags: int) -> None:
-    if _libc.unshare(flags) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 
@@ -142,8 +136,12 @@ class Server:
         self.uid: int | None = cfg.get("uid")
         self.slot = cfg["slot"]
         self.is_root = os.geteuid() == 0
+        self.userns = False
         self.netns = False
         self.mountns = False
+        self.pidns = False
+        self.fs_view = False
+        self.seccomp = False
         self.notes: list[str] = []
         self.work_root = cfg["work_root"]
         self.batch = 0
@@ -156,25 +154,73 @@ class Server:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != self.cfg["parent_pid"]:
             os._exit(0)  # the owner died before PDEATHSIG was armed
+        if self.cfg.get("isolate_network", True):
+            self._enter_isolation()
+        else:
+            self.notes.append("isolation turned off in the configuration")
         try:
             _prctl(PR_SET_CHILD_SUBREAPER, 1)
         except OSError as exc:
             self.notes.append(f"no subreaper: {exc}")
-        if self.cfg.get("isolate_network", True):
-            self._enter_namespaces()
         self._preload()
+        if self.pidns and self.mountns:
+            try:
+                isolation.build_root(self.cfg["package_root"], with_proc=True)
+                self.fs_view = True
+                self.work_root = WORK_ROOT_NS
+            except OSError as exc:
+                self.notes.append(f"no minimal filesystem view ({exc}): host files readable by the sandbox uid "
+                                  "are visible")
+        if self.mountns and not self.fs_view:
+            self._private_tmp()
         if not self.mountns:
             os.makedirs(self.work_root, mode=0o711, exist_ok=True)
             os.chmod(self.work_root, 0o711)
+        self.seccomp = self._probe_seccomp()
 
-    def _enter_namespaces(self) -> None:
+    def _enter_isolation(self) -> None:
+        """User namespace when unprivileged, then net/mount/IPC/PID; as init of
+        the PID namespace this process cannot be signalled by its children."""
+        if not self.is_root:
+            try:
+                isolation.enter_user_namespace()
+                self.userns = True
+            except OSError as exc:
+                self.notes.append(f"no user namespace ({exc.strerror}): without root, no namespace at all")
+                return
+        got = isolation.enter_namespaces(self.notes)
+        self.netns, self.mountns, self.pidns = got["net"], got["mount"], got["pid"]
+        if self.pidns:
+            isolation.become_namespace_init()
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # tied to the holder outside, which is tied to the owner
+            self.pid = os.getpid()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(sig, signal.SIG_DFL)  # init ignores default-handled signals from its namespace
+        if self.userns:
+            isolation.set_not_dumpable()
+
+    def _probe_seccomp(self) -> bool:
+        if not isolation.seccomp_available():
+            self.notes.append(f"no seccomp filter for {os.uname().machine}: syscalls are not filtered")
+            return False
+        pid = os.fork()
+        if pid == 0:
+            try:
+                isolation.install_seccomp()
+                ok = _libc.unshare(0) != 0  # refused now (EPERM)
+            except BaseException:  # noqa: BLE001 - reported through the exit code
+                ok = False
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return True
+        self.notes.append("seccomp filter refused by the kernel: syscalls are not filtered")
+        return False
+
+    def _private_tmp(self) -> None:
+        """Without the minimal view: private tmpfs over the shared temporary folders,
+        with the code paths under them bound back read-only."""
         try:
-            _unshare(CLONE_NEWNET)
-            self.netns = True
-        except OSError as exc:
-            self.notes.append(f"network namespace unavailable ({exc}); network not cut")
-        try:
-            _unshare(CLONE_NEWNS)
             _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
             for target in PRIVATE_TMPFS_DIRS:
                 if os.path.isdir(target):
@@ -182,10 +228,10 @@ class Server:
                     # root-owned 0755: the sandbox uid can write only in its own work dir
                     _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={PRIVATE_TMPFS_SIZE}")
                     _bind_back_read_only(keep)
-            self.mountns = True
             self.work_root = WORK_ROOT_NS
         except OSError as exc:
-            self.notes.append(f"mount namespace unavailable ({exc}); /tmp shared")
+            self.mountns = False
+            self.notes.append(f"private /tmp unavailable ({exc}); /tmp shared")
 
     def _preload(self) -> None:
         self.preloaded: dict[str, str] = {}
@@ -239,8 +285,12 @@ class Server:
             "implementation": sys.implementation.name,
             "preloaded": self.preloaded,
             "missing": self.missing,
+            "userns": self.userns,
             "netns": self.netns,
             "mountns": self.mountns,
+            "pidns": self.pidns,
+            "fs_view": self.fs_view,
+            "seccomp": self.seccomp,
             "uid": self.uid if self.is_root else None,
             "notes": self.notes,
             "child_imports_ok": self.probe_child_imports(),
@@ -295,7 +345,7 @@ class Server:
                 self._isolate(w, jr, workdir)
                 job = FrameReader(CHILD_JOB_FD).read(None)
                 os.close(CHILD_JOB_FD)
-                _apply_limits(job["limits"])
+                _apply_limits(job["limits"], self._nproc_base())
                 from codeio.sandbox.child import child_main
 
                 child_main(job, CHILD_CHANNEL_FD, int(job["start"]))
@@ -357,6 +407,8 @@ class Server:
             os.setgroups([])
             os.setgid(self.uid)
             os.setuid(self.uid)
+        elif self.userns:
+            isolation.drop_capabilities()
         log = os.open("output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -370,8 +422,19 @@ class Server:
             signal.signal(sig, signal.SIG_DFL)
         if not self.netns:
             sys.addaudithook(_deny_network)  # weaker fallback: Python-level sockets only
+        if self.seccomp:
+            isolation.install_seccomp()
         sys.argv = ["main"]
         sys.dont_write_bytecode = True
+
+    def _nproc_base(self) -> int:
+        """RLIMIT_NPROC counts every process of the uid. As root the child has a uid
+        of its own (base 0); in a user namespace with its own PID namespace, the
+        server's uid also runs the server, its holder and this child: they are the
+        base (the visible processes plus the holder, minus this child)."""
+        if self.is_root or not (self.userns and self.fs_view):
+            return 0
+        return sum(1 for e in os.listdir("/proc") if e.isdigit())
 
     def _finish_child(self, child: WarmChild) -> tuple[int, float]:
         """SIGKILL the child's group, reap it, return (wait status, cpu seconds)."""
@@ -397,7 +460,7 @@ class Server:
         return status, cpu
 
     def _cleanup(self, workdir: str, max_processes: int) -> None:
-        if max_processes > 0 and self.is_root and self.uid is not None:
+        if max_processes > 0 and ((self.is_root and self.uid is not None) or self.pidns):
             self._reap_uid()
         while True:  # orphans re-parented to us (subreaper)
             try:
@@ -407,17 +470,22 @@ class Server:
             if pid == 0:
                 break
         _remove_tree(workdir)
-        if not self.mountns and self.is_root and self.uid is not None:
+        if self.fs_view:
+            for folder in PRIVATE_TMPFS_DIRS:  # nothing a child left there reaches the next one
+                _empty(folder)
+        elif not self.mountns and self.is_root and self.uid is not None:
             _remove_owned(self.uid)
 
     def _reap_uid(self) -> None:
-        """kill(-1, SIGKILL) from the sandbox uid: ends every escapee of this slot."""
+        """kill(-1, SIGKILL) from the sandbox uid, or from inside the PID namespace
+        (where it reaches every process but init): ends every escapee of this slot."""
         pid = os.fork()
         if pid == 0:
             try:
-                os.setgroups([])
-                os.setgid(self.uid)
-                os.setuid(self.uid)
+                if self.is_root and self.uid is not None:
+                    os.setgroups([])
+                    os.setgid(self.uid)
+                    os.setuid(self.uid)
                 os.kill(-1, signal.SIGKILL)
             except BaseException:  # noqa: BLE001
                 pass
@@ -453,54 +521,33 @@ class Server:
     def run_batch(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         n = len(job["inputs"])
         limits = job["limits"]
-        timeout = float(limits["timeout_s"])
         results: list[dict[str, Any]] = []
         job["require"] = [job["entry"]]
         while len(results) < n:
             start = len(results)
-            limits["cpu_s"] = timeout * (n - start + 1) + LOAD_EXTRA_S
-            deadline = time.monotonic() + timeout + LOAD_EXTRA_S
+            limits["cpu_s"] = float(limits["timeout_s"]) * (n - start + 1) + LOAD_EXTRA_S
             child = self._start_child(job, start)
-            reader = FrameReader(child.chan_r, _child_frame_cap(limits))
-            extra = (child.pidfd,) if child.pidfd >= 0 else ()
-            loaded = False
-            fatal: dict[str, Any] | None = None
-            timed_out = False
-            ended = corrupt = False
             try:
-                while len(results) < n:
-                    frame = reader.read(deadline, extra)
-                    deadline = time.monotonic() + timeout
-                    if not loaded:
-                        if frame.get("load") == "ok":
-                            loaded = True
-                            continue
-                        load_result = _clean_result(frame.get("result"))
-
-                        results.extend([load_result] * (n - len(results)))
-                        break
-                    res = _clean_result(frame)
-                    results.append(res)
-                    if res["status"] in RUN_STATUS_FATAL:
-                        fatal = res
-                        break
-            except ChannelTimeout:
-                timed_out = True
-                ended = True
-            except ChannelClosed:
-                ended = True
-            except ProtocolError:
-                ended = corrupt = True
-            if len(results) == n and not ended:
+                ended = self._read_calls(child, job, results)
+            except BaseException:
+                self._retire(child, limits)
+                raise
+            if not ended:
                 self.deferred.append((child, int(limits["max_processes"])))
                 break
-            status, cpu = self._finish_child(child)
-            self._cleanup(child.workdir, int(limits["max_processes"]))
-            if ended and len(results) < n:
-                during = "" if loaded else " while loading the code"
-                fatal = (_corrupt_result(during) if corrupt
-                         else self._death_result(status, cpu, limits, timed_out, during))
-                if not loaded:
+            status, cpu = self._retire(child, limits)
+            if ended.fresh:
+                continue  # the child changed shared state: a new one takes the rest
+            if ended.bad is not None:
+                # The child broke the protocol: nothing it said counts, for any call.
+                failure = {"status": "sandbox_error", "error_message": f"malformed frame from the child: {ended.bad}"}
+                results[:] = [dict(failure) for _ in range(n)]
+                break
+            fatal: dict[str, Any] | None = ended.fatal
+            if fatal is None and len(results) < n:
+                during = "" if ended.loaded else " while loading the code"
+                fatal = self._death_result(status, cpu, limits, ended.timed_out, during)
+                if not ended.loaded:
                     results.extend([dict(fatal) for _ in range(n - len(results))])
                     break
                 results.append(fatal)
@@ -510,82 +557,117 @@ class Server:
                 results.extend([dict(skipped) for _ in range(n - len(results))])
         return results
 
+    def _read_calls(self, child: WarmChild, job: dict[str, Any], results: list[dict[str, Any]]) -> _Ended | None:
+        """Collect one child's call results into ``results``; None when it answered
+        every call, else why it stopped (it must then be retired)."""
+        limits = job["limits"]
+        n = len(job["inputs"])
+        timeout = float(limits["timeout_s"])
+        max_chars = int(limits["max_output_bytes"])
+        reader = FrameReader(child.chan_r, _child_frame_cap(limits))
+        extra = (child.pidfd,) if child.pidfd >= 0 else ()
+        deadline = time.monotonic() + timeout + LOAD_EXTRA_S
+        loaded = False
+        first = len(results)
+        try:
+            while len(results) < n:
+                frame = reader.read(deadline, extra)
+                deadline = time.monotonic() + timeout
+                if frame == FRESH_FRAME and len(results) > first:
+                    return _Ended(loaded, fresh=True)
+                if not loaded:
+                    failure = frames.load_frame(frame, max_chars)
+                    if failure is None:
+                        loaded = True
+                        continue
+                    results.extend([dict(failure) for _ in range(n - len(results))])
+                    return None
+                res = frames.call_result(frame, max_chars, bool(job["check_size"]))
+                results.append(res)
+                if res["status"] in RUN_STATUS_FATAL:
+                    return _Ended(loaded, fatal=res)
+        except ChannelTimeout:
+            return _Ended(loaded, timed_out=True)
+        except ChannelClosed:
+            return _Ended(loaded)
+        except ProtocolError as exc:
+            return _Ended(loaded, bad=str(exc)[:200])
+        return None
+
+    def _retire(self, child: WarmChild, limits: dict[str, Any]) -> tuple[int, float]:
+        status, cpu = self._finish_child(child)
+        self._cleanup(child.workdir, int(limits["max_processes"]))
+        return status, cpu
+
     # ---- sample ----------------------------------------------------------
     def sample(self, job: dict[str, Any]) -> dict[str, Any]:
         limits = job["limits"]
-        budget = float(limits["timeout_s"])
-        per_call = float(job["per_call_timeout_s"])
-        limits["cpu_s"] = budget + LOAD_EXTRA_S + 1
+        limits["cpu_s"] = float(limits["timeout_s"]) + LOAD_EXTRA_S + 1
         job["require"] = [job["generator"], job["entry"]]
         child = self._start_child(job, 0)
+        tracker = frames.SampleTracker(int(job["max_attempts"]), int(job["max_pairs"]), int(limits["max_output_bytes"]))
+        try:
+            response, timed_out = self._read_sample(child, job, tracker)
+        except BaseException:
+            self._retire(child, limits)
+            raise
+        if response is not None:
+            self.deferred.append((child, int(limits["max_processes"])))
+        else:
+            status, cpu = self._retire(child, limits)
+            if isinstance(timed_out, str):  # a malformed frame: no pair of this child counts
+                tracker.pairs = []
+                response = {"status": "sandbox_error", "error_message": f"malformed frame from the child: {timed_out}",
+                            "attempts": tracker.attempts, "rejected": {}}
+            else:
+                per_call = float(job["per_call_timeout_s"])
+                death = self._death_result(status, cpu, {**limits, "timeout_s": per_call}, timed_out, " during sampling")
+                response = {"status": death["status"], "error_message": death["error_message"],
+                            "attempts": tracker.attempts, "rejected": {}}
+        response["pairs"] = tracker.pairs
+        return response
+
+    def _read_sample(self, child: WarmChild, job: dict[str, Any],
+                     tracker: frames.SampleTracker) -> tuple[dict[str, Any] | None, bool | str]:
+        """(summary, False) when the child finished; (None, timed out?) when it died or
+        hung; (None, reason) when it sent a malformed frame."""
+        limits = job["limits"]
+        budget = float(limits["timeout_s"])
+        per_call = float(job["per_call_timeout_s"])
         reader = FrameReader(child.chan_r, _child_frame_cap(limits))
         extra = (child.pidfd,) if child.pidfd >= 0 else ()
         hard_end = time.monotonic() + budget + LOAD_EXTRA_S + 1.0
         deadline = min(hard_end, time.monotonic() + per_call + LOAD_EXTRA_S)
-        pairs: list[list[str]] = []
-        attempts = 0
-        response: dict[str, Any] | None = None
-        timed_out = False
         try:
             while True:
-                frame = reader.read(deadline, extra)
-                if "tick" in frame:
-                    attempts = int(frame["tick"])
+                attempts = tracker.attempts
+                summary = tracker.feed(reader.read(deadline, extra))
+                if summary is not None:
+                    return summary, False
+                if tracker.attempts != attempts:
                     deadline = min(hard_end, time.monotonic() + SAMPLE_TICK_FACTOR * per_call + 0.5)
-                elif "pair" in frame:
-                    pairs.append([str(frame["pair"][0]), str(frame["pair"][1])])
-                elif "load" in frame:
-                    if frame["load"] != "ok":
-                        res = _clean_result(frame.get("result"))
-                        response = {"status": res["status"], "error_type": res.get("error_type"),
-                                    "error_message": res.get("error_message"), "attempts": 0, "rejected": {}}
-                        break
-                elif frame.get("done"):
-                    response = {k: frame.get(k) for k in ("status", "attempts", "rejected", "error_type", "error_message")}
-                    break
         except ChannelTimeout:
-            timed_out = True
+            return None, True
         except ChannelClosed:
-            pass
-        except ProtocolError:
-            response = {**_corrupt_result(" during sampling"), "attempts": attempts, "rejected": {}}
-        if response is not None:
-            self.deferred.append((child, int(limits["max_processes"])))
-        else:
-            status, cpu = self._finish_child(child)
-            self._cleanup(child.workdir, int(limits["max_processes"]))
-            death = self._death_result(status, cpu, {**limits, "timeout_s": per_call}, timed_out, " during sampling")
-            response = {"status": death["status"], "error_message": death["error_message"],
-                        "attempts": attempts, "rejected": {}}
-        response["pairs"] = pairs
-        return response
+            return None, False
+        except ProtocolError as exc:
+            return None, str(exc)[:200]
 
 
-def _corrupt_result(during: str) -> dict[str, Any]:
-    return {"status": "killed", "error_message": f"the code wrote garbage into the result channel{during}"}
+class _Ended(NamedTuple):
+    """Why a child stopped answering before the end of its batch."""
+
+    loaded: bool
+    fatal: dict[str, Any] | None = None  # it reported a fatal status itself
+    timed_out: bool = False
+    bad: str | None = None  # it sent a malformed frame
+    fresh: bool = False  # a call changed shared state: the next calls need a new child
 
 
 def _child_frame_cap(limits: dict[str, Any]) -> int:
     """A child frame holds one value (capped at max_output_bytes, at most 6x
     longer once JSON-escaped) plus short messages: anything bigger is hostile."""
     return 6 * int(limits["max_output_bytes"]) + CHILD_FRAME_OVERHEAD
-
-
-def _clean_result(frame: Any) -> dict[str, Any]:
-    """Keep only the CallResult fields with the right types (the child is untrusted)."""
-    if not isinstance(frame, dict):
-        return {"status": "killed", "error_message": "malformed result from the child"}
-    out: dict[str, Any] = {}
-    status = frame.get("status")
-    out["status"] = status if isinstance(status, str) else "killed"
-    for key in ("value_json", "error_type", "error_message", "traceback"):
-        val = frame.get(key)
-        if isinstance(val, str):
-            out[key] = val
-    dur = frame.get("duration_s")
-    if isinstance(dur, (int, float)):
-        out["duration_s"] = float(dur)
-    return out
 
 
 NETWORK_AUDIT_EVENTS = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",
@@ -597,13 +679,13 @@ def _deny_network(event: str, args: tuple[Any, ...]) -> None:
         raise PermissionError(f"network access is not allowed in the sandbox ({event})")
 
 
-def _apply_limits(limits: dict[str, Any]) -> None:
+def _apply_limits(limits: dict[str, Any], nproc_base: int = 0) -> None:
     _setrlimit(resource.RLIMIT_CPU, int(limits["cpu_s"]) + 1)
     _setrlimit(resource.RLIMIT_AS, int(limits["memory_mb"]) << 20)
     _setrlimit(resource.RLIMIT_FSIZE, int(limits["max_file_bytes"]))
     _setrlimit(resource.RLIMIT_CORE, 0)
     _setrlimit(resource.RLIMIT_NOFILE, NOFILE_LIMIT)
-    _setrlimit(resource.RLIMIT_NPROC, 1 + int(limits["max_processes"]))
+    _setrlimit(resource.RLIMIT_NPROC, nproc_base + 1 + int(limits["max_processes"]))
 
 
 def _setrlimit(which: int, value: int) -> None:
@@ -632,6 +714,18 @@ def _remove_tree(path: str) -> None:
         os.rmdir(path)
     except OSError:
         pass
+
+
+def _empty(folder: str) -> None:
+    try:
+        entries = [entry.path for entry in os.scandir(folder)]
+    except OSError:
+        return
+    for path in entries:
+        if os.path.isdir(path) and not os.path.islink(path):
+            _remove_tree(path)
+        else:
+            _unlink(path)
 
 
 def _unlink(path: str) -> None:
