@@ -29,8 +29,11 @@ Last line: ``files_per_s=<x> orchestration_share=<x> peak_rss_mb=<n>``.
 from __future__ import annotations
 
 import argparse
+import builtins
+import keyword
 import os
 import random
+import re
 import sys
 import tempfile
 import time
@@ -130,14 +133,24 @@ NOUNS = ["rabbit", "bacteria", "orbit", "traffic", "market", "forest", "river", 
          "crystal", "planet", "voter", "tower", "garden", "reactor"]
 
 
+KEEP_NAMES = set(keyword.kwlist) | set(dir(builtins)) | {"math", "random", "fractions", "Fraction", "self", "hypot",
+                                                         "items", "append", "index", "pop", "get", "extend"}
+IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]*\b")
+
+
 def program(index: int) -> str:
+    """A distinct program: a template with its own constants and every local name
+    made file-specific (real files share few 5-grams of tokens unless copied)."""
     rng = random.Random(index)
     noun = f"{rng.choice(NOUNS)}{index}"
     text = TEMPLATES[index % len(TEMPLATES)].format(
         name=noun, noun=noun, Cls=noun.capitalize() + "Model", n=rng.randint(2, 99), k=rng.randint(1, 9))
-    # a few extra, file-specific lines so no two files share most 5-grams
+    suffix = f"{rng.choice(NOUNS)[:3]}{index}"
+    lines = text.split("\n")
+    code = [line if line.lstrip().startswith(('"""', "#")) else IDENTIFIER.sub(
+        lambda m: m.group(0) if m.group(0) in KEEP_NAMES else f"{m.group(0)}_{suffix}", line) for line in lines]
     extra = "\n".join(f"{noun}_const_{j} = {rng.randint(0, 10 ** 6)}  # {rng.choice(NOUNS)}" for j in range(4))
-    return text + "\n" + extra + "\n"
+    return "\n".join(code) + "\n" + extra + "\n"
 
 
 def corpus_rows(start: int, count: int) -> list[dict[str, Any]]:
@@ -147,9 +160,9 @@ def corpus_rows(start: int, count: int) -> list[dict[str, Any]]:
         content = program(index)
         int_score = 3 + index % 3
         if kind in (1, 2, 3) and index > 100:  # exact duplicate of an earlier file, whitespace changed
-            content = program(index - 97).replace("\n", "   \n")
+            content = program(index - 80).replace("\n", "   \n")
         elif kind in (4, 5, 6) and index > 100:  # near duplicate: one line changed
-            content = program(index - 53).replace("return", "return  0 +", 1)
+            content = program(index - 70).replace("return", "return  0 +", 1)
         elif kind in (7, 8):
             content = f"x = {index}\n"
         elif kind == 9:

@@ -12,10 +12,11 @@ audited and re-thresholded without re-reading the corpus.
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from codeio.ingest.facts import CodeFacts, code_facts, parse
 
 STEM_IMPORTS = frozenset({
     "math", "cmath", "statistics", "fractions", "decimal", "random", "numpy", "scipy", "sympy", "networkx",
@@ -72,43 +73,17 @@ def _words(text: str) -> set[str]:
     return words
 
 
-def reasoning_features(tree: ast.Module, text: str) -> dict[str, int]:
-    imports: set[str] = set()
-    docstrings = classes_with_state = loops_with_state = 0
-    identifiers: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imports.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            imports.add(node.module.split(".")[0])
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            identifiers.append(node.name)
-            docstrings += ast.get_docstring(node) is not None
-            if isinstance(node, ast.ClassDef) and any(
-                    isinstance(sub, (ast.Assign, ast.AugAssign)) and any(
-                        isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self"
-                        for t in (sub.targets if isinstance(sub, ast.Assign) else [sub.target]))
-                    for item in node.body if isinstance(item, ast.FunctionDef) and item.name != "__init__"
-                    for sub in ast.walk(item)):
-                classes_with_state += 1
-        elif isinstance(node, ast.Name):
-            identifiers.append(node.id)
-        elif isinstance(node, ast.arg):
-            identifiers.append(node.arg)
-        elif isinstance(node, (ast.For, ast.While)):
-            loops_with_state += any(isinstance(sub, ast.AugAssign) for sub in ast.walk(node))
+def reasoning_features(facts: CodeFacts, text: str) -> dict[str, int]:
     comments = " ".join(line.split("#", 1)[1] for line in text.splitlines() if "#" in line)
-    docs = " ".join(ast.get_docstring(n) or "" for n in ast.walk(tree)
-                    if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
-    words = _words(" ".join(identifiers)) | _words(docs + " " + comments)
+    words = _words(" ".join(facts.identifiers)) | _words(" ".join(facts.docstrings) + " " + comments)
     return {
-        "stem_imports": len(imports & STEM_IMPORTS),
-        "io_imports": len(imports & IO_IMPORTS),
+        "stem_imports": len(facts.imports & STEM_IMPORTS),
+        "io_imports": len(facts.imports & IO_IMPORTS),
         "reasoning_words": len(words & REASONING_WORDS),
         "algorithm_words": len(words & ALGORITHM_WORDS),
-        "classes_with_state": classes_with_state,
-        "docstrings": docstrings,
-        "loops_with_state": loops_with_state,
+        "classes_with_state": facts.classes_with_state,
+        "docstrings": len(facts.docstrings),
+        "loops_with_state": facts.loops_with_state,
     }
 
 
@@ -123,20 +98,19 @@ class PyEduVerdict:
     features: dict[str, Any]
 
 
-def check_pyedu(text: str, int_score: Any, config: PyEduConfig) -> PyEduVerdict:
-    """Rule 1: int_score; rule 2: reasoning focus. Files that do not parse are left
-    to the CodeMix filters (scored 0 here)."""
+def check_pyedu(text: str, int_score: Any, config: PyEduConfig, facts: CodeFacts | None = None) -> PyEduVerdict:
+    """Rule 1: int_score; rule 2: reasoning focus (``facts``: the file's AST facts when
+    the CodeMix filters already parsed it). Files that do not parse score 0 here."""
     features: dict[str, Any] = {"int_score": int_score}
     if int_score is None:
         if config.require_int_score:
             return PyEduVerdict("no_int_score", "the row has no int_score and require_int_score is set", features)
     elif not isinstance(int_score, (int, float)) or int_score < config.min_int_score:
         return PyEduVerdict("low_edu_score", f"int_score {int_score!r} < {config.min_int_score}", features)
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        tree = ast.Module(body=[], type_ignores=[])
-    features.update(reasoning_features(tree, text))
+    if facts is None:
+        tree = parse(text)
+        facts = code_facts(tree) if tree is not None else CodeFacts()
+    features.update(reasoning_features(facts, text))
     score = reasoning_score(features, config)
     features["reasoning_score"] = score
     if score < config.min_reasoning:

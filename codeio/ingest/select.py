@@ -97,9 +97,11 @@ def select_shard(outcomes: Iterable[ReadOutcome], config: SelectConfig, eval_ind
         record_id = f"{record['source_id']} ({_name(record)})"
         raw = record["kind"] == "raw"
         features: dict[str, Any] = {}
+        facts = None
         if raw and config.codemix is not None:
             verdict = check_codemix(record["content"], config.codemix)
             features.update(verdict.features)
+            facts = verdict.facts
             if verdict.reason:
                 out.rejects.append(reject(record_id, verdict.reason, verdict.detail))
                 continue
@@ -107,7 +109,7 @@ def select_shard(outcomes: Iterable[ReadOutcome], config: SelectConfig, eval_ind
             rules["python2_kept"] += features.get("python") == 2
         if raw and config.pyedu is not None:
             origin = json.loads(record["origin"] or "{}")
-            edu = check_pyedu(record["content"], origin.get("int_score"), config.pyedu)
+            edu = check_pyedu(record["content"], origin.get("int_score"), config.pyedu, facts)
             features.update(edu.features)
             if edu.reason == "low_reasoning_focus" or edu.reason is None:
                 rules["pyedu_int_score"] += 1
