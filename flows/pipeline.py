@@ -26,7 +26,7 @@ from storage.lineage import LineageDB
 from storage.store import DataStore, s3_storage_options
 from tasks.assemble import assemble_task
 from tasks.build_prompts import build_prompts_task
-from tasks.collect_io import collect_io_task
+from tasks.collect_io import collect_io_task, worker_environment_task
 from tasks.normalize import normalize_task
 from tasks.resources import RuntimeSpec, usable_cores
 from tasks.synthesize import synthesize_task
@@ -256,7 +256,8 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                                                memory_mb=settings.exec_memory_mb)
         pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
                                  {"functions": functions}, parts,
-                                 options={"environment": environment_fingerprint(runtime.sandbox.preload)})
+                                 options={"environment": orchestrator.submit(
+                                     worker_environment_task, {"preload": runtime.sandbox.preload}).result()})
         prompt_cfg = build_prompts.PromptConfig(pairs_per_function=pairs_per_function, tasks=TASK_MIXES[task_mix],
                                                 placement=placement, template_version=templates.label,
                                                 template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES))
@@ -291,22 +292,6 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                             teacher=teacher, prices=settings.llm_prices)
     publish_artifacts(summary)
     return summary
-
-
-def environment_fingerprint(preload: tuple[str, ...]) -> str:
-    """What collected pairs depend on besides the code: the Python version and the
-    versions of the preloaded third-party packages. It enters collect_io's dataset
-    key, so upgrading numpy re-collects pairs instead of trusting old ones."""
-    import platform
-    from importlib import metadata
-
-    versions = []
-    for name in sorted(preload):
-        try:
-            versions.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(name)  # a stdlib module: covered by the Python version
-    return f"{platform.python_implementation()}-{platform.python_version()}:" + ",".join(versions)
 
 
 @flow(name="codeio-pipeline", log_prints=True)
