@@ -171,13 +171,20 @@ def _run_stages(settings: Settings, spec: RunSpec, specs, store: DataStore, line
     orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_runner=runner,
                                 **orchestrator_options(settings))
 
-    sources_ref, markers, ingest_summary = orchestrator.ingest(specs, spec.limit, settings.shard_size)
-    bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), {ingest_summary.rejected} rejected")
-    parts = sources_ref.parts
-    raw_sources = sum(int((m.get("stats") or {}).get("raw", 0)) for m in markers)
-    configs = stage_configs(spec, settings, templates, raw_sources=raw_sources > 0)
+    from flows.ingest import ingest_options, run_ingest_stages, uses_ingest_flow
 
+    ingest_opts = ingest_options(spec.ingest)
     with runner:
+        if uses_ingest_flow(specs, ingest_opts):  # corpus:/git: sources or a selection: shards on the workers
+            sources_ref, markers, ingest_summary = run_ingest_stages(orchestrator, specs, ingest_opts, settings,
+                                                                     spec.limit)
+        else:
+            sources_ref, markers, ingest_summary = orchestrator.ingest(specs, spec.limit, settings.shard_size)
+        bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), "
+                  f"{sum(s.rejected for s in orchestrator.stages)} rejected")
+        parts = sources_ref.parts
+        raw_sources = sum(int((m.get("stats") or {}).get("raw", 0)) for m in markers)
+        configs = stage_configs(spec, settings, templates, raw_sources=raw_sources > 0)
         functions = orchestrator.add("normalize", normalize.VERSION, normalize_task, configs.normalize,
                                      {"sources": sources_ref}, parts, may_retry=configs.normalize.teacher == "openai")
         pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, configs.collect_io,

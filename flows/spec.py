@@ -53,6 +53,8 @@ class RunSpec(BaseModel):
     out: str | None = Field(None, description="write the final samples to this path (or URL)")
     export_formats: tuple[ExportFormat, ...] = Field(("jsonl",), min_length=1,
                                                      description="jsonl | parquet | chat (with out)")
+    ingest: dict[str, Any] | None = Field(None, description="ingestion options: codemix, pyedu, dedup, decontam "
+                                                             "(see `codeio ingest`); none: sources as they are")
 
     def replace(self, **changes: Any) -> RunSpec:
         """A validated copy with ``changes``."""

@@ -167,12 +167,12 @@ def parse_grid(data: dict[str, Any]) -> SweepGrid:
     if not combos:
         combos = [({}, None, "base")]
     branches: list[Branch] = []
-    seen: set[RunSpec] = set()
+    seen: set[str] = set()
     for overrides, name, where in combos:
         spec = _spec({**base.model_dump(), **overrides}, where)
-        if spec in seen:
+        if spec.model_dump_json() in seen:
             continue
-        seen.add(spec)
+        seen.add(spec.model_dump_json())
         branches.append(Branch(str(name) if name else _branch_name(overrides), spec))
     if len({b.name for b in branches}) != len(branches):
         raise GridError(f"branch names must be unique: {[b.name for b in branches]}")
