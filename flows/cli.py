@@ -14,7 +14,6 @@ from flows.cli_sweep import sweep
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn code corpora into CodeI/O and CodeI/O++ reasoning data.")
-app.command()(sweep)
 console = Console()
 err = Console(stderr=True)
 # run specification fields whose flag is not their name
@@ -324,6 +323,9 @@ def eval_command(
         sys.stdout.write(json.dumps(report, default=str, ensure_ascii=False) + "\n")
     else:
         render_eval(report, console)
+
+
+app.command()(sweep)
 
 
 def main() -> None:  # pragma: no cover - console entry point
