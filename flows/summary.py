@@ -64,12 +64,16 @@ def build_summary(orchestrator: Any, *, run_id: str, store: Any, samples: Any, e
 
 
 def stage_reconciles(stage: dict[str, Any]) -> bool:
-    """in = out + rejected, in each stage's own unit: collect_io turns functions into
+    """in = out + rejected, in each stage's own unit: normalize turns sources into
+    functions (a file's doctest functions are several: kept sources + rejected =
+    sources in), collect_io turns functions into
     pairs (kept functions + rejected functions = functions in) and build_prompts
     turns the first K pairs of each function into instances (used + unused = pairs in)."""
     counters = stage.get("counters") or {}
     if stage["stage"] == "collect_io":
         return stage["in"] == counters.get("functions_kept", 0) + stage["rejected"]
+    if stage["stage"] == "normalize" and "sources_kept" in counters:
+        return stage["in"] == counters["sources_kept"] + stage["rejected"]
     if stage["stage"] == "build_prompts":
         return stage["in"] == counters.get("pairs_used", 0) + counters.get("pairs_unused", 0) + stage["rejected"]
     return stage["in"] == stage["out"] + stage["rejected"]

@@ -155,10 +155,14 @@ def test_collect_revalidates_given_pairs_and_drops_bad_ones(executor):
         {"input": {"a": 3, "b": 3}, "output": {"sum": 999, "product": 9}},  # does not reproduce
         {"input": {"a": 1, "b": 1}, "output": float("nan")},  # not finite
     ]
-    out = collect_io_shard([function(GOOD_MAIN, pairs=pairs)], CollectConfig(), executor)
+    out = collect_io_shard([function(GOOD_MAIN, pairs=pairs)], CollectConfig(type_driven_pairs=False), executor)
     assert not out.rejects
     assert [json.loads(p["input"]) for p in out.records] == [pairs[0]["input"], pairs[1]["input"]]
     assert out.stats["pairs_dropped"] == {"pair_not_reproduced": 1, "pair_non_finite_output": 1}
+    # by default inputs drawn after the kept pairs' shapes follow them (tests/test_examples.py)
+    topped = collect_io_shard([function(GOOD_MAIN, pairs=pairs)], CollectConfig(), executor)
+    assert [json.loads(p["input"]) for p in topped.records][:2] == [pairs[0]["input"], pairs[1]["input"]]
+    assert 2 < len(topped.records) <= CollectConfig().max_pairs
 
 
 # -- build_prompts, verify, assemble ---------------------------------------------------------------
