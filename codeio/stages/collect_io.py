@@ -204,6 +204,8 @@ def _more_pairs(function: dict[str, Any], kept: list[tuple[str, str, str | None]
     seen = {canonical_json(json.loads(pair[0])) for pair in kept}
     merged = list(kept)
     for pair in sampled:
+        if len(merged) >= config.max_pairs:
+            break
         key = canonical_json(json.loads(pair[0]))
         if key in seen:
             dropped.append({"reason": "pair_duplicate"})
