@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # more pairs from inputs drawn after the shapes of their examples' values (codeio.examples.typegen)
     collect_type_driven_pairs: bool = True
     exec_memory_mb: int = 1024
+    # fail instead of warning when the kernel refuses part of the sandbox isolation (user namespaces...)
+    sandbox_require_isolation: bool = False
     sandbox_preload: tuple[str, ...] = (
         "math", "random", "itertools", "collections", "functools", "heapq", "bisect",
         "re", "string", "json", "statistics", "fractions", "decimal", "copy", "datetime", "numpy",

@@ -26,7 +26,7 @@ from storage.lineage import LineageDB
 from storage.store import DataStore, s3_storage_options
 from tasks.assemble import assemble_task
 from tasks.build_prompts import build_prompts_task
-from tasks.collect_io import collect_io_task
+from tasks.collect_io import collect_io_task, worker_environment_task
 from tasks.normalize import normalize_task
 from tasks.resources import RuntimeSpec, usable_cores
 from tasks.synthesize import synthesize_task
@@ -109,7 +109,7 @@ def sandbox_config(settings: Settings):
     """Pool size is decided where the pool runs (tasks.resources.parallelism)."""
     from codeio.sandbox import SandboxConfig
 
-    return SandboxConfig(preload=tuple(settings.sandbox_preload),
+    return SandboxConfig(preload=tuple(settings.sandbox_preload), require_isolation=settings.sandbox_require_isolation,
                          memory_mb=max(settings.exec_memory_mb, 1024),
                          limits=Limits(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb))
 
@@ -250,7 +250,8 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                                                type_driven_pairs=settings.collect_type_driven_pairs)
         pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
                                  {"functions": functions}, parts,
-                                 options={"environment": environment_fingerprint(runtime.sandbox.preload)})
+                                 options={"environment": orchestrator.submit(
+                                     worker_environment_task, {"preload": runtime.sandbox.preload}).result()})
         prompt_cfg = build_prompts.PromptConfig(pairs_per_function=pairs_per_function, tasks=TASK_MIXES[task_mix],
                                                 placement=placement, template_version=templates.label,
                                                 template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES))
@@ -285,22 +286,6 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                             teacher=teacher, prices=settings.llm_prices)
     publish_artifacts(summary)
     return summary
-
-
-def environment_fingerprint(preload: tuple[str, ...]) -> str:
-    """What collected pairs depend on besides the code: the Python version and the
-    versions of the preloaded third-party packages. It enters collect_io's dataset
-    key, so upgrading numpy re-collects pairs instead of trusting old ones."""
-    import platform
-    from importlib import metadata
-
-    versions = []
-    for name in sorted(preload):
-        try:
-            versions.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(name)  # a stdlib module: covered by the Python version
-    return f"{platform.python_implementation()}-{platform.python_version()}:" + ",".join(versions)
 
 
 @flow(name="codeio-pipeline", log_prints=True)

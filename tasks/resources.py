@@ -55,6 +55,23 @@ def _get(kind: str, key: Any, build):
         return found
 
 
+def environment_fingerprint(preload: tuple[str, ...]) -> str:
+    """What collected pairs depend on besides the code: the Python version and the
+    versions of the preloaded third-party packages, in this process (the sandbox
+    servers run this process's interpreter). It enters collect_io's dataset key, so
+    upgrading numpy re-collects pairs instead of trusting old ones."""
+    import platform
+    from importlib import metadata
+
+    versions = []
+    for name in sorted(preload):
+        try:
+            versions.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(name)  # a stdlib module: covered by the Python version
+    return f"{platform.python_implementation()}-{platform.python_version()}:" + ",".join(versions)
+
+
 def usable_cores() -> int:
     """The cores this process may run on (its CPU affinity, where the OS has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
