@@ -313,7 +313,7 @@ class Orchestrator:
         for outcome in outcomes:
             data = outcome if isinstance(outcome, dict) else outcome.__dict__
             summary.records_in += int(data.get("records_in", 0))
-            summary.records_out += int(data.get("records_out", data.get("records", 0)))
+            summary.records_out += int(data.get("records_out", data.get("kept", data.get("records", 0))))
             summary.rejected += int(data.get("rejected", 0))
             for reason, count in (data.get("rejects_by_reason") or {}).items():
                 summary.rejects_by_reason[reason] = summary.rejects_by_reason.get(reason, 0) + count
@@ -340,7 +340,7 @@ class Orchestrator:
             run_id=self.run_id, stage=stage, dataset_key=key, shard=int(data.get("part", 0)),
             started_at=_when(data.get("started_at")), finished_at=_when(data.get("finished_at")),
             records_in=int(data.get("records_in", 0)),
-            records_out=int(data.get("records_out", data.get("records", 0))),
+            records_out=int(data.get("records_out", data.get("kept", data.get("records", 0)))),
             records_rejected=int(data.get("rejected", 0)),
             rejects_by_reason=dict(data.get("rejects_by_reason") or {}),
             cached=bool(data.get("cached", False)),

@@ -179,6 +179,7 @@ def run_pipeline(
     export_formats: tuple[str, ...] = ("jsonl",),
     progress: bool = True,
     kind: str = "pipeline",
+    ingest: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or reuse) every stage and return the summary. Callable from any flow."""
     teacher = resolve_teacher(settings, teacher)
@@ -191,7 +192,7 @@ def run_pipeline(
         "revision_rounds": revision_rounds, "pairs_per_function": pairs_per_function,
         "rejection_sampling": rejection_sampling, "task_mix": task_mix, "placement": placement,
         "wrong_answer_policy": wrong_answer_policy, "instance_fraction": instance_fraction,
-        "subset_seed": subset_seed, "out": out,
+        "subset_seed": subset_seed, "out": out, **({"ingest": ingest} if ingest else {}),
     }
     run_id = lineage.start_run(kind=kind, parameters=parameters, settings=settings.public_dump(),
                                code_version=code_version(), user=current_user())
@@ -201,7 +202,7 @@ def run_pipeline(
                               revision_rounds=revision_rounds, pairs_per_function=pairs_per_function,
                               rejection_sampling=rejection_sampling, task_mix=task_mix, placement=placement,
                               wrong_answer_policy=wrong_answer_policy, instance_fraction=instance_fraction,
-                              subset_seed=subset_seed, out=out, export_formats=export_formats)
+                              subset_seed=subset_seed, out=out, export_formats=export_formats, ingest=ingest)
     except BaseException as error:
         lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
         raise
@@ -214,7 +215,8 @@ def run_pipeline(
 
 def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB, run_id: str, bars: StageProgress, *,
                 teacher: str, limit, revision_rounds, pairs_per_function, rejection_sampling, task_mix, placement,
-                wrong_answer_policy, instance_fraction, subset_seed, out, export_formats) -> dict[str, Any]:
+                wrong_answer_policy, instance_fraction, subset_seed, out, export_formats,
+                ingest: dict[str, Any] | None = None) -> dict[str, Any]:
     templates = prompting.PromptTemplates.load(settings.prompt_dir)
     llm = llm_config(settings, teacher)
     runner = make_task_runner(settings)
@@ -223,12 +225,18 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_tags=settings.task_tags,
                                 fuse=settings.fuse_stages, claim_lease_s=settings.claim_lease_s)
 
-    sources_ref, markers, ingest_summary = orchestrator.ingest(specs, limit, settings.shard_size)
-    bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), {ingest_summary.rejected} rejected")
-    parts = sources_ref.parts
+    from flows.ingest import ingest_options, run_ingest_stages, uses_ingest_flow
 
+    ingest_opts = ingest_options(ingest)
     with runner:
         orchestrator.submit = runner.submit
+        if uses_ingest_flow(specs, ingest_opts):  # corpus:/git: sources or a selection: shards on the workers
+            sources_ref, markers, ingest_summary = run_ingest_stages(orchestrator, specs, ingest_opts, settings, limit)
+        else:
+            sources_ref, markers, ingest_summary = orchestrator.ingest(specs, limit, settings.shard_size)
+        bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), "
+                  f"{sum(s.rejected for s in orchestrator.stages)} rejected")
+        parts = sources_ref.parts
         raw_sources = sum(int((m.get("stats") or {}).get("raw", 0)) for m in markers)
         if raw_sources == 0:
             # unified rows only pass through: no LLM setting may re-key them (and all of collect_io)
@@ -307,6 +315,7 @@ def codeio_pipeline(
     store: str | None = None,
     export_formats: list[str] = ["jsonl"],  # noqa: B006
     show_progress: bool = False,
+    ingest: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Turn code sources into CodeI/O(++) samples. Every parameter is an ablation
     axis or an input; credentials come from the worker's CODEIO_* environment."""
@@ -315,7 +324,7 @@ def codeio_pipeline(
                            pairs_per_function=pairs_per_function, rejection_sampling=rejection_sampling,
                            task_mix=task_mix, placement=placement, wrong_answer_policy=wrong_answer_policy,
                            instance_fraction=instance_fraction, subset_seed=subset_seed, out=out,
-                           export_formats=tuple(export_formats), progress=show_progress)
+                           export_formats=tuple(export_formats), progress=show_progress, ingest=ingest)
     get_run_logger().info("codeio run %s: %s samples", summary["run_id"], summary["samples"])
     return summary
 

@@ -35,6 +35,8 @@ class RuntimeSpec:
     # the LLM client counts spend per object: a budgeted stage of a run gets its own ("run/stage"), so a
     # long-lived worker never charges one run's spend to another's budget; "" shares one client
     llm_scope: str = ""
+    # how ingestion shards reach s3:// sources: fsspec options (credentials: never in keys or lineage)
+    sources: StoreSpec | None = None
 
     def __repr__(self) -> str:  # never show credentials that the configs may carry
         return f"RuntimeSpec(store={self.store!r}, parallelism={self.parallelism})"

@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PREFECT = Path(sys.executable).with_name("prefect")
 POOL = "codeio-pool"
 DEPLOYMENTS = {"codeio-pipeline": "codeio-pipeline", "codeio-nightly": "codeio-nightly",
-               "codeio-ablation-sweep": "codeio-ablation-sweep", "codeio-eval": "codeio-eval"}  # deployment -> flow
+               "codeio-ablation-sweep": "codeio-ablation-sweep", "codeio-eval": "codeio-eval",
+               "codeio-ingest": "codeio-ingest"}  # deployment -> flow
 SERVER_START_S = 90.0
 RUN_TIMEOUT_S = 150.0
 POLL_S = 1.0

@@ -44,12 +44,8 @@ def test_defaults_produce_samples_and_a_rerun_recomputes_nothing(prefect_harness
     # the shipped raw files need an LLM: skipped with a reason, counted
     assert stage(first, "normalize")["rejects_by_reason"].get("needs_llm", 0) >= 10
     for item in first["stages"]:
-        if item["stage"] in ("ingest", "verify", "assemble"):
+        if item["stage"] in ("ingest", "normalize", "verify", "assemble"):
             assert item["in"] == item["out"] + item["rejected"], item
-    # normalize counts sources: a file's doctest functions are several records out
-    normalize = stage(first, "normalize")
-    assert normalize["in"] == normalize["counters"]["sources_kept"] + normalize["rejected"], normalize
-    assert normalize["out"] >= normalize["counters"]["sources_kept"] and first["reconciled"]
     collect = stage(first, "collect_io")
     assert collect["counters"]["functions_kept"] + collect["rejected"] == collect["in"]
 

@@ -30,8 +30,9 @@ def test_a_folder_of_doctests_gives_verified_samples_without_an_llm(prefect_harn
     out = env / "doctests.jsonl"
     summary = run(sources=[f"dir:{DATA / 'doctests'}"], out=str(out))
     normalize = stage(summary, "normalize")
-    assert normalize["in"] == 3 and normalize["out"] == 7 and normalize["rejects_by_reason"] == {"needs_llm": 1}
-    assert normalize["counters"]["sources_kept"] == 2 and summary["reconciled"]
+    # counted in sources (2 kept, 1 rejected); the two files give 7 functions
+    assert normalize["in"] == 3 and normalize["out"] == 2 and normalize["rejects_by_reason"] == {"needs_llm": 1}
+    assert normalize["counters"]["functions"] == 7 and summary["reconciled"]
     rows = read_rows(out)
     assert rows and all(row["verified"] for row in rows) and len(rows) == summary["samples"]
     entries = {row["prompt"].split("def main_solution", 1)[1].split("return ", 1)[1].split("(", 1)[0] for row in rows}
@@ -57,7 +58,7 @@ def test_unified_rows_with_one_pair_and_a_generator_give_samples(prefect_harness
     out = env / "unified.jsonl"
     summary = run(sources=[f"unified:{path}"], out=str(out), revision_rounds=0)
     collect = stage(summary, "collect_io")
-    assert collect["rejected"] == 0 and collect["counters"]["functions_kept"] == 2 and collect["out"] > 4
+    assert collect["rejected"] == 0 and collect["counters"]["functions_kept"] == 2 and collect["counters"]["pairs"] > 4
     assert summary["verified_samples"] > 0 and summary["reconciled"]
     # the minimum of pairs per function is a setting: 11 is more than any function can keep
     monkeypatch.setenv("CODEIO_COLLECT_MIN_PAIRS", "11")

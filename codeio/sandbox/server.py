@@ -3,30 +3,27 @@ environment (no secrets ever), which preloads modules once and forks one
 isolated child per batch of calls. Run as
 ``python -P -m codeio.sandbox.server CONFIG_JSON`` by :mod:`codeio.sandbox.pool`.
 
-Isolation of a child, in order (see ``_isolate`` and ``_apply_limits``):
+Once per server (``setup``, with :mod:`codeio.sandbox.isolation`): a user
+namespace when not root, then network, mount, IPC and PID namespaces (the
+server becomes init of the latter), the preloads, then a minimal filesystem
+view. Per child, in order (see ``_isolate`` and ``_apply_limits``):
 
 - own session/process group; stdin is /dev/null; stdout/stderr go to a file
   in its private work dir (RLIMIT_FSIZE caps it) and, at Python level, to a
   sink that ends the call with OUTPUT_LIMIT past ``max_output_bytes``;
-- as root: an unprivileged uid leased to this server alone (61000 + n), so it
-  can neither signal the server nor write outside its work dir, and
-  RLIMIT_NPROC holds (no fork, no thread unless ``max_processes`` > 0);
+- as root: an unprivileged uid leased to this server alone (61000 + n);
+  unprivileged: no capability left;
+- a seccomp filter (no sockets, ptrace, mounts, namespaces, keyctl, bpf...);
 - RLIMIT_AS / CPU / FSIZE / NPROC / NOFILE / CORE from the request;
-- the server lives in its own network namespace (no interface up: every
-  connect fails) and mount namespace, where /tmp, /var/tmp, /dev/shm and
-  /run/lock are private root-owned tmpfs: nothing written there leaves it;
 - per-call deadline enforced from outside: the child reports one frame per
   call and its process group is SIGKILLed when a frame is late; after each
-  batch, ``kill(-1)`` from the sandbox uid reaps escapees (setsid) when the
-  code was allowed to fork; PR_SET_PDEATHSIG ties children to the server and
-  the server to its owner.
+  batch, ``kill(-1)`` reaps escapees (setsid, double fork) when the code was
+  allowed to fork; PR_SET_PDEATHSIG ties children to the server and the
+  server to its owner.
 
-Fallbacks (logged as "notes" by the pool): without root, no uid switch (the
-child runs as the caller's uid: it could read the caller's /proc environ and
-write where the caller can; namespaces are unavailable, so network is blocked
-only at Python level by an audit hook and /tmp is shared). Run the pipeline as
-root in its container, or give it CAP_SYS_ADMIN + CAP_SETUID, for full
-isolation.
+Whatever the kernel refuses is a "note" naming the lost guarantee (logged by
+the pool, an error with ``require_isolation``); docs/SANDBOX.md lists what
+each mode isolates.
 """
 
 from __future__ import annotations
@@ -50,13 +47,6 @@ PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 CHILD_PROCESS_NAME = b"codeio-sandbox"
 PR_SET_CHILD_SUBREAPER = 36
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_RDONLY = 1
-MS_REMOUNT = 32
-MS_BIND = 4096
 PRIVATE_TMPFS_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 PRIVATE_TMPFS_SIZE = "256m"  # all work dirs of one server together (files are also capped by RLIMIT_FSIZE)
 WORK_ROOT_NS = "/tmp"  # inside the server's own mount namespace
@@ -85,18 +75,8 @@ class WarmChild(NamedTuple):
     workdir: str
 
 
-def _prctl(option: int, arg: int) -> None:
-    if _libc.prctl(option, arg, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    rc = _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
-                     ctypes.c_ulong(flags), data.encode() if data else None)
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+_prctl = isolation.prctl
+_mount = isolation.mount
 
 
 def _code_paths_under(target: str) -> list[str]:
@@ -124,8 +104,8 @@ def _bind_back_read_only(kept: list[tuple[str, int]]) -> None:
     for path, fd in kept:
         try:
             os.makedirs(path, mode=0o755, exist_ok=True)
-            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
-            _mount("none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+            _mount(f"/proc/self/fd/{fd}", path, None, isolation.MS_BIND | isolation.MS_REC, None)
+            _mount("none", path, None, isolation.MS_BIND | isolation.MS_REMOUNT | isolation.MS_RDONLY | isolation.MS_NOSUID | isolation.MS_NODEV, None)
         finally:
             os.close(fd)
 
@@ -221,12 +201,12 @@ class Server:
         """Without the minimal view: private tmpfs over the shared temporary folders,
         with the code paths under them bound back read-only."""
         try:
-            _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+            _mount("none", "/", None, isolation.MS_REC | isolation.MS_PRIVATE, None)
             for target in PRIVATE_TMPFS_DIRS:
                 if os.path.isdir(target):
                     keep = _opened(_code_paths_under(target))
                     # root-owned 0755: the sandbox uid can write only in its own work dir
-                    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={PRIVATE_TMPFS_SIZE}")
+                    _mount("tmpfs", target, "tmpfs", isolation.MS_NOSUID | isolation.MS_NODEV, f"mode=0755,size={PRIVATE_TMPFS_SIZE}")
                     _bind_back_read_only(keep)
             self.work_root = WORK_ROOT_NS
         except OSError as exc:

@@ -7,7 +7,8 @@ codeio.examples) make one unified function per function that has them, and a
 file without any is rejected with a reason that names the settings. Problems
 (a statement with its solution, ``leetcode:`` sources) go to the LLM as statement
 + solution; without one their statement's examples are the pairs. One source
-may thus give several functions: ``sources_kept`` counts the sources.
+may thus give several functions: the stage counts sources (in = kept +
+rejected) and reports the functions it wrote in its ``functions`` counter.
 """
 
 from __future__ import annotations
@@ -62,6 +63,8 @@ def normalize_shard(
     if raw and llm is not None:
         _normalize_with_llm(raw, config, llm, template, out)
     out.stats["sources_kept"] = len({record["source_id"] for record in out.records})
+    out.stats["functions"] = len(out.records)
+    out.kept = out.stats["sources_kept"]  # the summary's out is in sources, like its in
     return out
 
 
