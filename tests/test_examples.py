@@ -305,3 +305,15 @@ def test_functions_without_a_generator_get_type_driven_pairs(executor):
         assert output == value["text"].split()[0]
     rejected = {name_of[r["record_id"]]: r["reason"] for r in out.rejects}
     assert rejected == {"wrong_doc": "not_reproduced"}  # no example reproduced: nothing drawn for it
+
+
+def test_the_ingestion_flow_reads_leetcode_folders_as_the_pipeline_does():
+    from codeio.ingest.readers import plan_units, read_unit
+    from codeio.sources import MAX_SOURCE_BYTES_DEFAULT, parse_source_specs
+
+    units = plan_units(parse_source_specs([f"leetcode:{LEETCODE}"]), open_fs=None, rows_per_unit=100, files_per_unit=100)
+    assert len(units) == 1 and units[0].fmt == "leetcode"
+    outcomes = list(read_unit(units[0], open_file=None, max_bytes=MAX_SOURCE_BYTES_DEFAULT))
+    records, rejects = problem_records()
+    assert [o.record for o in outcomes if o.record] == records
+    assert [o.rejected for o in outcomes if o.rejected] == rejects
