@@ -19,10 +19,12 @@ from codeio.settings import Settings, load_settings
 from codeio.sources import parse_source_specs
 from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
 from flows.orchestrator import Orchestrator, code_version, current_user
+from flows.process import end_gone_runs, run_status, task_runner_scope
 from flows.progress import StageProgress
 from flows.summary import build_summary, publish_artifacts
 from storage.export import export_samples
 from storage.lineage import LineageDB
+from storage.liveness import ProcessIdentity
 from storage.store import DataStore, s3_storage_options
 from tasks.assemble import assemble_task
 from tasks.build_prompts import build_prompts_task
@@ -186,6 +188,7 @@ def run_pipeline(
     store = open_store(settings)
     lineage = LineageDB(settings.database_url)
     lineage.upgrade()
+    end_gone_runs(lineage)  # runs left "running" by a process that was killed: crashed
     parameters = {
         "sources": list(sources), "limit": limit, "teacher": teacher, "model": settings.llm_model,
         "revision_rounds": revision_rounds, "pairs_per_function": pairs_per_function,
@@ -194,7 +197,8 @@ def run_pipeline(
         "subset_seed": subset_seed, "out": out,
     }
     run_id = lineage.start_run(kind=kind, parameters=parameters, settings=settings.public_dump(),
-                               code_version=code_version(), user=current_user())
+                               code_version=code_version(), user=current_user(),
+                               process=ProcessIdentity.current().as_dict())
     bars = StageProgress(enabled=progress)
     try:
         summary = _run_stages(settings, specs, store, lineage, run_id, bars, teacher=teacher, limit=limit,
@@ -203,7 +207,7 @@ def run_pipeline(
                               wrong_answer_policy=wrong_answer_policy, instance_fraction=instance_fraction,
                               subset_seed=subset_seed, out=out, export_formats=export_formats)
     except BaseException as error:
-        lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
+        lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
     lineage.finish_run(run_id, "completed", summary=summary)
     return summary
@@ -224,7 +228,7 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), {ingest_summary.rejected} rejected")
     parts = sources_ref.parts
 
-    with runner:
+    with task_runner_scope(runner):
         orchestrator.submit = runner.submit
         raw_sources = sum(int((m.get("stats") or {}).get("raw", 0)) for m in markers)
         if raw_sources == 0:
