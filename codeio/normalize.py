@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+from codeio.prompting import TemplateError  # one error type for every template problem (the CLI reports it)
+
 NORMALIZE_TEMPLATE_VERSION = "v1"
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 TEMPLATE_NAME = "normalize"
@@ -60,10 +62,6 @@ CLOSING_CHATTER = re.compile(
     r"^\s*(i hope|hope this|let me know|feel free|if you (have|need)|this (solution|code|implementation|should)|"
     r"happy coding|good luck)", re.I)
 HORIZONTAL_RULE = re.compile(r"^[ \t]*([-*_=])[ \t]*(\1[ \t]*){2,}$")
-
-
-class TemplateError(ValueError):
-    """The normalization template does not have the $raw_code placeholder."""
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,13 @@ REQUIRED_TEMPLATES = (
     FEEDBACK_REDO,
 )
 
+# Placeholders of the templates filled with exactly these values (``substitute`` fails on a missing
+# or unknown one): checked when the templates load, not when a worker first renders them.
+TEMPLATE_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
+    "normalize": frozenset({"raw_code"}),
+    "normalize_json": frozenset({"raw_code"}),
+}
+
 # Verdict statuses that get feedback (records.VERDICT); llm_failed reads as "no answer".
 # Which templates each stage renders (their texts enter that stage's dataset key).
 PROMPT_TEMPLATES = (*PREDICTION_TEMPLATES.values(), CODE_IN_PROMPT, CODE_IN_RESPONSE)
@@ -99,6 +106,9 @@ class PromptTemplates:
         missing = [name for name in REQUIRED_TEMPLATES if name not in texts]
         if missing:
             raise TemplateError(f"prompt templates missing for version {version}: {', '.join(missing)}")
+        for name, expected in TEMPLATE_PLACEHOLDERS.items():
+            if name in texts:
+                _check_placeholders(name, texts[name], expected, override_dir if name in overridden else None)
         return cls(texts=dict(sorted(texts.items())), version=version, overridden=tuple(sorted(overridden)))
 
     @property
@@ -131,6 +141,19 @@ class PromptTemplates:
             raise TemplateError(f"template {name!r} uses an unknown placeholder {error}") from None
         except ValueError as error:
             raise TemplateError(f"template {name!r} is malformed: {error}") from None
+
+
+def _check_placeholders(name: str, text: str, expected: frozenset[str], folder: str | None) -> None:
+    where = f"{name}.txt in {folder}" if folder else f"the shipped {name} template"
+    template = Template(text)
+    if not template.is_valid():
+        raise TemplateError(f"{where} is malformed: a '$' that is not a placeholder (write '$$' for a dollar sign)")
+    found = set(template.get_identifiers())
+    if expected - found:
+        raise TemplateError(f"{where} lacks the placeholder(s) {', '.join('$' + p for p in sorted(expected - found))}")
+    if found - expected:
+        raise TemplateError(f"{where} uses unknown placeholder(s) {', '.join('$' + p for p in sorted(found - expected))}"
+                            f"; it may use only {', '.join('$' + p for p in sorted(expected))}")
 
 
 def _read_dir(folder: Path, version: str) -> dict[str, str]:

@@ -77,7 +77,8 @@ IO_PAIR = _schema(
     ("source_id", STR),
     ("pair_index", INT),
     ("input", STR),  # JSON object of keyword arguments
-    ("output", STR),  # JSON value
+    ("output", STR),  # JSON value, as the code returned it here
+    ("given_output", STR),  # provenance: the output a unified source gave (matched within tolerance), else null
     ("determinism_checked", BOOL),
 )
 

@@ -58,7 +58,7 @@ def run(
     """Run the pipeline (reusing every dataset already in the store)."""
     quiet_logs()
     from codeio.settings import load_settings
-    from codeio.prompting import TemplateError
+    from codeio.prompting import PromptTemplates, TemplateError
     from codeio.sources import SourceSpecError
 
     for name, value, allowed in (("--teacher", teacher, (None, "offline", "openai")),
@@ -68,6 +68,11 @@ def run(
         if value not in allowed:
             raise typer.BadParameter(f"{value!r} is not one of {', '.join(a for a in allowed if a)}", param_hint=name)
     settings = load_settings(store=store, llm_base_url=llm_base_url, llm_model=model)
+    try:  # a broken template override is a one-line error now, not a worker's traceback later
+        PromptTemplates.load(settings.prompt_dir)
+    except TemplateError as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
     if dry_run:
         from flows.estimate import estimate_run, render_estimate
 
@@ -197,6 +202,45 @@ def export(
     written = export_samples(open_store(settings), DatasetRef(ref["stage"], ref["key"], 0), out, tuple(fmt))
     for kind, path in written.items():
         console.print(f"written {kind}: {path}")
+
+
+@app.command("eval")
+def eval_command(
+    benchmark: str = typer.Option(..., help="cruxeval:PATH | leetcode-o:PATH | unified:PATH"),
+    model: Optional[str] = typer.Option(None, help="model name (CODEIO_LLM_MODEL)"),
+    llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (CODEIO_LLM_BASE_URL)"),
+    teacher: Optional[str] = typer.Option(None, help="offline | openai (default: openai when an endpoint is set)"),
+    samples: int = typer.Option(1, min=1, help="answers per question (n); n > 1 gives pass@k"),
+    k: list[int] = typer.Option([], "--k", help="pass@k to report (repeatable; default 1 and 5, 10, 100 up to n)"),
+    temperature: Optional[float] = typer.Option(None, help="sampling temperature (CODEIO_LLM_TEMPERATURE)"),
+    limit: Optional[int] = typer.Option(None, help="evaluate the first N rows only"),
+    placement: str = typer.Option("prompt", help="reference code in the prompt: prompt | none (JSON benchmarks)"),
+    compare: Optional[str] = typer.Option(None, help="an earlier eval run id: per-group differences side by side"),
+    store: Optional[str] = typer.Option(None, help="store URL (CODEIO_STORE)"),
+    as_json: bool = typer.Option(False, "--json", help="print the report as JSON"),
+) -> None:
+    """Score a model (or the offline teacher) on a benchmark with the pipeline's prompts and verifier."""
+    quiet_logs()
+    from codeio.evaluation.benchmarks import BenchmarkSpecError
+    from codeio.prompting import TemplateError
+    from flows.eval import EvalError, codeio_eval
+    from flows.eval_report import render_eval
+
+    if teacher not in (None, "offline", "openai"):
+        raise typer.BadParameter(f"{teacher!r} is not one of offline, openai", param_hint="--teacher")
+    if placement not in ("prompt", "none"):
+        raise typer.BadParameter(f"{placement!r} is not one of prompt, none", param_hint="--placement")
+    try:
+        report = codeio_eval(benchmark=benchmark, model=model, llm_base_url=llm_base_url, teacher=teacher,
+                             samples=samples, ks=list(k) or None, temperature=temperature, limit=limit,
+                             placement=placement, compare=compare, store=store, show_progress=not as_json)
+    except (BenchmarkSpecError, EvalError, TemplateError) as error:
+        err.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(2) from error
+    if as_json:
+        sys.stdout.write(json.dumps(report, default=str, ensure_ascii=False) + "\n")
+    else:
+        render_eval(report, console)
 
 
 from flows.cli_sweep import sweep  # noqa: E402  (keeps heavy imports lazy)

@@ -132,13 +132,32 @@ class DatasetClaims:
             yield
 
 
+def pid_namespace() -> str:
+    """This process's PID namespace (the inode of /proc/self/ns/pid), "" where /proc
+    does not tell. Containers often share a host name: a pid means something only
+    within its namespace."""
+    try:
+        link = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+    return link.partition("[")[2].rstrip("]")
+
+
+def claim_holder() -> str:
+    """"host:pid:nonce:pid-namespace" of this process (a new nonce each call)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}:{pid_namespace()}"
+
+
 def holder_is_gone(holder: str) -> bool:
-    """Whether a claim's holder ("host:pid:nonce") was a process of this host that no
-    longer exists. Holders on other hosts (or in another PID namespace under the
-    same host name) count as alive: their claims end with their lease."""
-    host, _, rest = holder.partition(":")
-    pid_text = rest.partition(":")[0]
+    """Whether a claim's holder ("host:pid:nonce:pid-namespace") was a process of this
+    host that no longer exists. Holders on other hosts, or in another PID namespace
+    under the same host name, count as alive: their claims end with their lease.
+    (A holder without the namespace field comes from a version that did not record it.)"""
+    fields = holder.split(":")
+    host, pid_text = fields[0], fields[1] if len(fields) > 1 else ""
     if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    if len(fields) > 3 and fields[3] != pid_namespace():
         return False
     try:
         os.kill(int(pid_text), 0)
@@ -163,7 +182,7 @@ class LineageClaims:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.on_wait = on_wait or (lambda label, owner: None)
-        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.holder = claim_holder()
         self._guard = threading.Lock()
         self._held = 0
         self._stop: threading.Event | None = None
@@ -281,16 +300,7 @@ class Orchestrator:
             summary.seconds += float(data.get("seconds", 0.0))
             if not data.get("cached", False):
                 summary.shards_computed += 1
-            self.lineage.record_stage_run(
-                run_id=self.run_id, stage=summary.stage, dataset_key=summary.key, shard=int(data.get("part", 0)),
-                started_at=_when(data.get("started_at")), finished_at=_when(data.get("finished_at")),
-                records_in=int(data.get("records_in", 0)),
-                records_out=int(data.get("records_out", data.get("records", 0))),
-                records_rejected=int(data.get("rejected", 0)),
-                rejects_by_reason=dict(data.get("rejects_by_reason") or {}),
-                cached=bool(data.get("cached", False)),
-                llm={} if data.get("cached") else dict((data.get("stats") or {}).get("llm") or {}),
-            )
+            self._record_stage_run(summary.stage, summary.key, data)
             if not data.get("cached"):
                 computed.append(dict(data.get("stats") or {}))
         # LLM usage of this run only: shards found done cost nothing now
@@ -303,6 +313,18 @@ class Orchestrator:
         )
         self.lineage.link_run_dataset(self.run_id, summary.key, "reused" if summary.reused else "produced")
         self.stages.append(summary)
+
+    def _record_stage_run(self, stage: str, key: str, data: dict[str, Any]) -> None:
+        self.lineage.record_stage_run(
+            run_id=self.run_id, stage=stage, dataset_key=key, shard=int(data.get("part", 0)),
+            started_at=_when(data.get("started_at")), finished_at=_when(data.get("finished_at")),
+            records_in=int(data.get("records_in", 0)),
+            records_out=int(data.get("records_out", data.get("records", 0))),
+            records_rejected=int(data.get("rejected", 0)),
+            rejects_by_reason=dict(data.get("rejects_by_reason") or {}),
+            cached=bool(data.get("cached", False)),
+            llm={} if data.get("cached") else dict((data.get("stats") or {}).get("llm") or {}),
+        )
 
     def ingest(self, specs: list[Any], limit: int | None,
                shard_size: int) -> tuple[DatasetRef, list[dict[str, Any]], StageSummary]:
@@ -393,12 +415,23 @@ class Orchestrator:
             task = task.with_options(tags=set(self.task_tags))
         futures = [self.submit(task, argument) for argument in arguments]
         outcomes: dict[str, list[ShardOutcome]] = {plan.key: [] for plan in todo}
+        failure: Exception | None = None
         with self.progress.track_many([plan.label for plan in todo], parts) as advances:
             for future in as_completed(futures):
-                result = future.result()
+                try:
+                    result = future.result()
+                except Exception as error:  # noqa: BLE001 - re-raised below, once the other shards are booked
+                    failure = failure or error
+                    continue
                 for plan, advance, outcome in zip(todo, advances, result if isinstance(result, list) else [result]):
                     outcomes[plan.key].append(outcome)
                     advance(outcome.records_out)
+        if failure is not None:
+            # the shards that finished did their work and spent money: keep their books
+            for plan in todo:
+                for outcome in outcomes[plan.key]:
+                    self._record_stage_run(plan.stage, plan.key, outcome.__dict__)
+            raise failure
         return outcomes
 
     def _finish(self, plan: StagePlan, summary: StageSummary, outcomes: list[ShardOutcome], parents: dict[str, str],

@@ -209,7 +209,10 @@ def run_pipeline(
     except BaseException as error:
         lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
-    lineage.finish_run(run_id, "completed", summary=summary)
+    else:
+        lineage.finish_run(run_id, "completed", summary=summary)
+    finally:  # sweep branches and long-lived workers call this many times: give the pool back
+        lineage.close()
     return summary
 
 

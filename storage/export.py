@@ -78,7 +78,8 @@ def _write_lines(path: str, lines: Iterator[str]) -> None:
 
 
 def _write_parquet(path: str, store: DataStore, ref: Any) -> None:
-    """One row group per stored shard, written as the shards are read."""
+    """One row group per stored shard, written as the shards are read; a run without
+    samples still gets a valid file (the final columns, no rows)."""
     import pyarrow.parquet as pq
 
     writer = None
@@ -92,6 +93,10 @@ def _write_parquet(path: str, store: DataStore, ref: Any) -> None:
                 if writer is None:
                     writer = pq.ParquetWriter(handle, table.schema)
                 writer.write_table(table)
+            if writer is None:
+                empty = pl.DataFrame(schema=_EXPORT_SCHEMA).to_arrow()
+                writer = pq.ParquetWriter(handle, empty.schema)
+                writer.write_table(empty)
         finally:
             if writer is not None:
                 writer.close()

@@ -39,7 +39,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
-from storage.models import Dataset, DatasetClaim, DatasetLocation, DatasetParent, Run, RunDataset, StageRun
+from storage.models import (Dataset, DatasetClaim, DatasetLocation, DatasetParent, EvalResult, Run, RunDataset,
+                            StageRun)
 
 MIGRATIONS_DIR = Path(__file__).resolve().with_name("migrations")
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
@@ -778,3 +779,48 @@ class LineageDB:
         for total in stages.values():
             total["llm"][LLM_COST] = round(total["llm"][LLM_COST], 6)
         return list(stages.values())
+
+    # ---------------------------------------------------------------- evaluations
+
+    def record_eval_result(self, run_id: str, *, model: str, teacher: str, benchmark: str, benchmark_path: str,
+                           benchmark_sha256: str, prompt_version: str, prompt_hash: str, samples: int,
+                           scores: Mapping[str, Any]) -> None:
+        """The scores of an evaluation run (one row per run; a rerun of the row replaces it)."""
+        tasks = scores.get("tasks") or {}
+        values = {
+            "run_id": run_id, "model": model, "teacher": teacher, "benchmark": benchmark,
+            "benchmark_path": benchmark_path, "benchmark_sha256": benchmark_sha256,
+            "prompt_version": prompt_version, "prompt_hash": prompt_hash, "samples": _count(samples, "samples"),
+            "questions": _count((tasks.get("all") or {}).get("questions", 0), "questions"),
+            "pass_at_1_output": (tasks.get("output") or {}).get("pass@1"),
+            "pass_at_1_input": (tasks.get("input") or {}).get("pass@1"),
+            "scores": _to_json(dict(scores), scrub=False), "created_at": _now(),
+        }
+        statement = self._insert(EvalResult).values(**values)
+        statement = statement.on_conflict_do_update(index_elements=["run_id"],
+                                                    set_={k: v for k, v in values.items() if k != "run_id"})
+        with self._write() as session:
+            session.execute(statement)
+
+    @staticmethod
+    def _eval_dict(row: EvalResult) -> dict[str, Any]:
+        return {name: getattr(row, name) for name in (
+            "run_id", "model", "teacher", "benchmark", "benchmark_path", "benchmark_sha256", "prompt_version",
+            "prompt_hash", "samples", "questions", "pass_at_1_output", "pass_at_1_input", "scores", "created_at")}
+
+    def eval_result(self, run_id: str) -> dict[str, Any] | None:
+        with self._read() as session:
+            row = session.get(EvalResult, run_id)
+            return None if row is None else self._eval_dict(row)
+
+    def eval_results(self, model: str | None = None, benchmark_sha256: str | None = None,
+                     limit: int = 20) -> list[dict[str, Any]]:
+        """Evaluation results, newest first, optionally of one model or benchmark file."""
+        query = select(EvalResult)
+        if model is not None:
+            query = query.where(EvalResult.model == model)
+        if benchmark_sha256 is not None:
+            query = query.where(EvalResult.benchmark_sha256 == benchmark_sha256)
+        with self._read() as session:
+            rows = session.scalars(query.order_by(EvalResult.created_at.desc(), EvalResult.run_id).limit(limit)).all()
+            return [self._eval_dict(row) for row in rows]

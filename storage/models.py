@@ -202,3 +202,25 @@ class DatasetClaim(Base):
     run_id: Mapped[str | None] = mapped_column(String(32))
     claimed_at: Mapped[datetime]
     expires_at: Mapped[datetime]
+
+
+class EvalResult(Base):
+    """The scores of one evaluation run (``codeio eval``), with what they depend on:
+    the model, the benchmark file's content hash and the prompt templates."""
+
+    __tablename__ = "eval_results"
+
+    run_id: Mapped[str] = mapped_column(String(32), ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(NAME_LENGTH * 4), index=True)
+    teacher: Mapped[str] = mapped_column(String(16))
+    benchmark: Mapped[str] = mapped_column(String(NAME_LENGTH))
+    benchmark_path: Mapped[str] = mapped_column(String(URI_LENGTH))
+    benchmark_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    prompt_version: Mapped[str] = mapped_column(String(VERSION_LENGTH))
+    prompt_hash: Mapped[str] = mapped_column(String(64))
+    samples: Mapped[int] = mapped_column(Integer)
+    questions: Mapped[int] = mapped_column(Integer)
+    pass_at_1_output: Mapped[float | None] = mapped_column(Float)
+    pass_at_1_input: Mapped[float | None] = mapped_column(Float)
+    scores: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime]

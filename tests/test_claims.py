@@ -9,6 +9,7 @@ for it, so they really overlap whatever the machine's speed; then it lets go.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -107,3 +108,66 @@ def test_a_holder_is_gone_only_when_its_process_on_this_host_is():
     assert not holder_is_gone(f"{host}:{os.getpid()}:0a1b2c3d")
     assert not holder_is_gone(f"another-host.example:{finished.pid}:0a1b2c3d")  # its lease decides
     assert not holder_is_gone("claims-test-holder")
+
+
+HOLD_IN_NAMESPACE = """
+import sys, time
+from flows.orchestrator import LineageClaims
+from storage.lineage import LineageDB
+
+lineage = LineageDB(sys.argv[1])
+claims = LineageClaims(lineage, None, lease_s=3.0)
+with claims.hold(sys.argv[2], "k-held", "held"):
+    print(claims.holder, flush=True)
+    time.sleep(3600)
+"""
+
+
+def test_a_live_holder_in_another_pid_namespace_is_not_taken_over(tmp_path):
+    """Two containers on one host often share its host name; a holder's pid then names
+    no process (or another one) here. Its claim must run to the end of its lease."""
+    import socket
+    import threading
+
+    from flows.orchestrator import LineageClaims, holder_is_gone
+    from storage.lineage import LineageDB
+
+    if shutil.which("unshare") is None:
+        pytest.skip("util-linux unshare is not installed")
+    database_url = f"sqlite:///{tmp_path / 'claims.db'}"
+    lineage = LineageDB(database_url)
+    lineage.upgrade()
+    # a new PID namespace whose pids are past this namespace's pid_max: the holder's pid is no process here
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    script = f'echo {pid_max + 1000} > /proc/sys/kernel/ns_last_pid && "$0" -c "$1" "$2" store'
+    holder_process = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script,
+                                       sys.executable, HOLD_IN_NAMESPACE, database_url],
+                                      cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      start_new_session=True)
+    try:
+        line = holder_process.stdout.readline().strip()
+        if not line:
+            pytest.skip(f"cannot start a process in a new PID namespace here: {holder_process.stderr.read()[-500:]}")
+        host, pid = line.split(":")[:2]
+        assert host == socket.gethostname() and int(pid) > pid_max  # same host name, a pid that is no process here
+        assert not holder_is_gone(line)
+
+        waiting, entered = threading.Event(), threading.Event()
+        claims = LineageClaims(lineage, None, lease_s=3.0, poll_s=0.05, on_wait=lambda label, owner: waiting.set())
+
+        def take() -> None:
+            with claims.hold("store", "k-held", "held"):
+                entered.set()
+
+        taker = threading.Thread(target=take, daemon=True)
+        taker.start()
+        while not (waiting.is_set() or entered.is_set()):
+            time.sleep(0.01)
+        assert waiting.is_set() and not entered.is_set()
+        assert [c["holder"] for c in lineage.claims()] == [line]
+    finally:
+        os.killpg(holder_process.pid, 9)
+        holder_process.wait(30)
+    taker.join(60)  # the killed holder's lease runs out, then the claim is ours
+    assert entered.is_set()
+    lineage.close()

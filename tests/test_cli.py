@@ -83,3 +83,22 @@ def test_raw_sources_without_an_endpoint_say_what_to_set(cli, tmp_path):
     assert normalize["rejects_by_reason"] == {"needs_llm": 1} and summary["samples"] == 0
     bad = cli("run", "--source", "csv:nope", check=False)
     assert bad.returncode == 2 and "expected one of" in bad.stderr
+
+
+def test_a_normalize_template_without_its_placeholder_is_a_clear_error(cli, tmp_path, prefect_harness):
+    """Checked when the run loads its templates: one line, exit 2, no traceback."""
+    from prefect.settings import get_current_settings
+
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "normalize.v1.txt").write_text("Rewrite the code below as a CodeI/O function.\n", encoding="utf-8")
+    corpus = tmp_path / "raw"
+    corpus.mkdir()
+    (corpus / "a.py").write_text("def add(a, b):\n    return a + b\n")
+    env = dict(cli.env, CODEIO_PROMPT_DIR=str(prompts), CODEIO_LLM_BASE_URL="http://127.0.0.1:9/v1",
+               PREFECT_API_URL=str(get_current_settings().api.url))
+    done = subprocess.run([CODEIO, "run", "--source", f"dir:{corpus}", "--teacher", "openai"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    said = " ".join(done.stderr.split())
+    assert "lacks the placeholder(s) $raw_code" in said and "Traceback" not in said

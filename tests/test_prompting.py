@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -155,6 +156,18 @@ def test_override_with_unknown_placeholder_fails_loudly(tmp_path: Path):
     custom = PromptTemplates.load(str(tmp_path))
     with pytest.raises(TemplateError):
         build_prediction_messages("output", PROBLEM, IO, INPUT_JSON, CODE, "none", custom)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("Normalize this file, please.", "lacks the placeholder(s) $raw_code"),
+    ("Normalize $raw_code for $user.", "unknown placeholder(s) $user"),
+    ("Normalize $raw_code for $5.", "malformed"),
+])
+def test_a_normalize_override_is_checked_when_templates_load(tmp_path: Path, text: str, problem: str):
+    """Not when a worker first renders it, deep inside the run."""
+    (tmp_path / "normalize.v1.txt").write_text(text, encoding="utf-8")
+    with pytest.raises(TemplateError, match=re.escape(problem)):
+        PromptTemplates.load(str(tmp_path))
 
 
 def test_missing_override_folder(tmp_path: Path):

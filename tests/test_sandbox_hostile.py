@@ -63,7 +63,7 @@ CASES = [
     ("kill_parent.py", {"x": 1}, FAST, S.EXCEPTION),
     ("stdin_read.py", {"x": 1}, FAST, S.OK),
     ("endless_thread.py", {"x": 1}, FAST, S.EXCEPTION),
-    ("corrupt_channel.py", {"x": 1}, FAST, S.KILLED),
+    ("corrupt_channel.py", {"x": 1}, FAST, S.SANDBOX_ERROR),
     ("good.py", {"x": 21}, FAST, S.OK),
 ]
 

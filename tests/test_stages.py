@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from conftest import TOY, needs_toy
 from codeio import prompting
+from codeio.answers import canonical_json
 from codeio.execution import RunRequest
 from codeio.records import INSTANCE, IO_PAIR, SAMPLE, UNIFIED_FUNCTION, VERDICT, SchemaError, dumps
 from codeio.sources import SourceSpecError, parse_source_specs, read_sources
@@ -159,6 +161,68 @@ def test_collect_revalidates_given_pairs_and_drops_bad_ones(executor):
     assert not out.rejects
     assert [json.loads(p["input"]) for p in out.records] == [pairs[0]["input"], pairs[1]["input"]]
     assert out.stats["pairs_dropped"] == {"pair_not_reproduced": 1, "pair_non_finite_output": 1}
+
+
+def test_collect_keeps_deterministic_float_functions_given_within_tolerance(executor):
+    """The authors' rows record floats computed elsewhere (-0.5440211108893691 where
+    this Python gives -0.544021110889369): the pair reproduces within tolerance, so
+    the re-check must compare this machine's two executions, not the given value,
+    and the kept pair holds what the code returns here (the given value as provenance)."""
+    main = "import math\n\ndef main_solution(x):\n    return {'sin': math.sin(x), 'scaled': x * 1.1}\n"
+    inputs = [{"x": 10.0}, {"x": 14.96}]
+    executed = [json.loads(r.value_json) for r in executor.run(RunRequest(
+        code=main, inputs_json=tuple(dumps(i) for i in inputs)))]
+    # given outputs off by a few ulps, as another platform's libm or summation order gives
+    given = [{k: v * (1 + 4e-16) + 1e-15 for k, v in out.items()} for out in executed]
+    assert all(g != e for g, e in zip(given, executed))
+    pairs = [{"input": i, "output": g} for i, g in zip(inputs, given)]
+    out = collect_io_shard([function(main, pairs=pairs)], CollectConfig(), executor)
+    assert out.rejects == []
+    assert [json.loads(p["output"]) for p in out.records] == executed
+    assert [json.loads(p["given_output"]) for p in out.records] == given
+    IO_PAIR.check(out.records)
+
+
+def _agree_twice(executor, function_record: dict) -> bool:
+    """Run the function's valid given inputs twice, as the stage's two executions do
+    (another random seed, another hash seed), and say whether every output agrees."""
+    given = [p for p in json.loads(function_record["given_pairs"]) if isinstance(p.get("input"), dict)]
+    inputs = tuple(dict.fromkeys(dumps(p["input"]) for p in given))
+    config = CollectConfig()
+    runs = [executor.run(RunRequest(code=function_record["main_code"], inputs_json=inputs, stop_on_fatal=False,
+                                    seed=seed, recheck=recheck))
+            for seed, recheck in ((config.seed, False), (config.recheck_seed, True))]
+    return all(a.ok and b.ok and canonical_json(json.loads(a.value_json)) == canonical_json(json.loads(b.value_json))
+               for a, b in zip(*runs))
+
+
+@needs_toy()
+def test_authors_unified_rows_give_no_false_nondeterministic_reject(executor):
+    """Done-when of issue 11: on the authors' toy rows, every function rejected as
+    nondeterministic really gives two different executions."""
+    rows = [o.record for o in read_sources(parse_source_specs([f"unified:{TOY / 'unified_with_ios.jsonl'}"]))
+            if o.record is not None]
+    functions = normalize_shard(rows, NormalizeConfig(teacher="none", model=""), None).records
+    out = collect_io_shard(functions, CollectConfig(), executor, parallelism=2)
+    by_id = {f["function_id"]: f for f in functions}
+    nondeterministic = [r["record_id"] for r in out.rejects if r["reason"] == "nondeterministic"]
+    false_rejects = [fid for fid in nondeterministic if _agree_twice(executor, by_id[fid])]
+    assert false_rejects == [], [r["detail"][:300] for r in out.rejects if r["record_id"] in false_rejects]
+
+
+def test_collect_rejects_name_the_given_pair_they_are_about(executor):
+    """A pair dropped before running must not shift the index of the pairs after it."""
+    pairs = [
+        {"input": [1, 2], "output": 3},  # not a dict: dropped before running
+        {"input": {"a": 1, "b": 2}, "output": {"sum": 3, "product": 2}},
+        {"input": {"a": 3, "b": 3}, "output": {"sum": 999, "product": 9}},  # does not reproduce
+    ]
+    out = collect_io_shard([function(GOOD_MAIN, pairs=pairs)], CollectConfig(min_pairs=2), executor)
+    (rejected,) = out.rejects
+    assert rejected["reason"] == "too_few_pairs"
+    assert "f1#pair0 pair_input_not_a_dict" in rejected["detail"]
+    assert "f1#pair2 pair_not_reproduced: given {\"sum\": 999" in rejected["detail"]
+    assert "f1#pair1" not in rejected["detail"]
 
 
 # -- build_prompts, verify, assemble ---------------------------------------------------------------

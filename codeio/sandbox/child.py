@@ -163,6 +163,80 @@ def install_seed_on_import() -> None:
         sys.meta_path.insert(0, _SeedOnImport())
 
 
+ALWAYS_WATCHED = ("builtins", "sys", "os", "os.path", "random", "json", "math", "collections", "itertools",
+                  "functools", "operator", "copy", "re", "string", "heapq", "bisect", "numpy")
+
+
+class StateGuard:
+    """Shared state a call could change for the calls after it, in the same child.
+
+    Each call gets a fresh namespace (the code's top level run again), so the
+    code's own globals never carry over. What lives outside it is either put
+    back after every call (recursion limit, environment, working directory,
+    import path) or compared with its state after loading: which modules are
+    imported, and the attributes of the standard modules, of ``sys``/``builtins``
+    and of every module the code refers to. When a call changed any of that,
+    the rest of the batch runs in a fresh child.
+    """
+
+    def __init__(self, namespace: dict[str, Any]) -> None:
+        self.recursion_limit = sys.getrecursionlimit()
+        self.environ = dict(os.environ)
+        self.cwd = os.getcwd()
+        self.path = list(sys.path)
+        self.meta_path = list(sys.meta_path)
+        self.modules = self._modules()
+        self.watched = [(m, tuple(vars(m))) for m in self._watched(namespace)]
+        self.attributes = self._attributes()
+        self.threads = len(sys._current_frames())
+        self.cwd_mtime = os.stat(self.cwd).st_mtime_ns
+
+    @staticmethod
+    def _modules() -> tuple[int, ...]:
+        return tuple(map(id, list(sys.modules.values())))
+
+    @staticmethod
+    def _watched(namespace: dict[str, Any]) -> list[Any]:
+        names = set(ALWAYS_WATCHED)
+        for value in list(namespace.values()):
+            if type(value) is type(sys):
+                names.add(value.__name__)
+            else:
+                owner = getattr(value, "__module__", None)
+                if isinstance(owner, str):
+                    names.add(owner)
+        return [sys.modules[n] for n in sorted(names) if n in sys.modules and n != MODULE_NAME]
+
+    def _attributes(self) -> list[tuple[int, ...]]:
+        """Identity of every attribute the watched modules had after loading (added
+        ones, like a submodule imported on first use, do not count)."""
+        return [tuple(map(id, map(vars(m).get, keys))) for m, keys in self.watched]
+
+    def restore(self) -> None:
+        """Put back what is cheap to put back."""
+        if sys.getrecursionlimit() != self.recursion_limit:
+            sys.setrecursionlimit(self.recursion_limit)
+        if os.environ != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
+        try:
+            os.chdir(self.cwd)
+        except OSError:
+            pass
+        sys.path[:] = self.path
+        sys.meta_path[:] = self.meta_path
+
+    def changed(self) -> bool:
+        """Did a call change what cannot be put back? (New imports are fine; a
+        replaced or removed module, a patched attribute, a live thread, a file
+        left in the work dir are not.)"""
+        modules = self._modules()
+        return (modules[: len(self.modules)] != self.modules
+                or self._attributes() != self.attributes
+                or len(sys._current_frames()) != self.threads
+                or os.stat(self.cwd).st_mtime_ns != self.cwd_mtime)
+
+
 class Child:
     def __init__(self, job: dict[str, Any], chan: int) -> None:
         self.job = job
@@ -190,7 +264,8 @@ class Child:
         self.namespace = {"__name__": MODULE_NAME, "__builtins__": builtins}
         t0 = time.perf_counter()
         try:
-            exec(compile(self.job["code"], CODE_FILENAME, "exec"), self.namespace)
+            self.compiled = compile(self.job["code"], CODE_FILENAME, "exec")
+            exec(self.compiled, self.namespace)
         except OutputLimitExceeded:
             self.send({"load": "error", "result": {"status": "output_limit", "error_message": "printed too much while loading"}})
             return False
@@ -203,24 +278,43 @@ class Child:
                     "status": "exception", "error_type": "NameError",
                     "error_message": f"name '{name}' is not defined (or not callable)"}})
                 return False
+        self.guard = StateGuard(self.namespace)
         self.send({"load": "ok"})
         return True
+
+    def fresh_namespace(self) -> dict[str, Any]:
+        """The code's top level run again in a new namespace: every call starts from
+        the state right after loading (globals, mutable defaults, caches of the code)."""
+        namespace = {"__name__": MODULE_NAME, "__builtins__": builtins}
+        exec(self.compiled, namespace)
+        return namespace
 
     # ---- run ------------------------------------------------------------
     def run(self, start: int) -> None:
         job = self.job
-        fn = self.namespace[job["entry"]]
         inputs = job["inputs"]
         limits = job["limits"]
         check_size = job["check_size"]
         max_value_chars = limits["max_output_bytes"]
         seed = job["seed"]
+        namespace = self.namespace
         for i in range(start, len(inputs)):
             self._install_streams(limits["max_output_bytes"])
+            if i > start:
+                try:
+                    namespace = self.fresh_namespace()
+                except BaseException as exc:  # the top level failed this time (nondeterministic code)
+                    self.send(exception_result(exc, status="output_limit" if isinstance(exc, OutputLimitExceeded) else None))
+                    return
+            fn = namespace.get(job["entry"])
             result = self._call_one(fn, inputs[i], seed, check_size, max_value_chars)
+            self.guard.restore()
             self.send(result)
             if result["status"] not in NON_FATAL_STATUSES:
                 return  # the server starts a fresh child for what remains, if asked to
+            if i + 1 < len(inputs) and self.guard.changed():
+                self.send({"fresh": True})  # the call changed shared state: the rest runs in a new child
+                return
 
     def _call_one(self, fn: Callable[..., Any], input_json: str, seed: int, check_size: bool, max_chars: int) -> dict[str, Any]:
         try:
@@ -230,6 +324,8 @@ class Child:
         _seed(seed)
         t0 = time.perf_counter()
         try:
+            if not callable(fn):
+                raise NameError(f"name '{self.job['entry']}' is not defined (or not callable)")
             value = fn(**args) if isinstance(args, dict) else fn(args)
         except OutputLimitExceeded:
             return {"status": "output_limit", "error_message": "printed more than the output cap",
@@ -266,7 +362,6 @@ class Child:
     def sample(self) -> None:
         job = self.job
         gen = self.namespace[job["generator"]]
-        fn = self.namespace[job["entry"]]
         limits = job["limits"]
         per_call = float(job["per_call_timeout_s"])
         budget_end = time.monotonic() + float(limits["timeout_s"])
@@ -289,6 +384,8 @@ class Child:
         _seed(job["seed"])
         stopped_by_budget = False
         while attempts < max_attempts and pairs < max_pairs:
+            if attempts and self.guard.changed():
+                break  # later calls would not start from the loaded state: stop with what is sound
             if time.monotonic() >= budget_end:
                 stopped_by_budget = True
                 break
@@ -335,9 +432,10 @@ class Child:
             state = random.getstate()
             np_random = sys.modules.get("numpy.random")
             np_state = np_random.get_state() if np_random is not None else None
-            _seed(job["seed"])
             signal.setitimer(signal.ITIMER_REAL, per_call)
             try:
+                fn = self.fresh_namespace()[job["entry"]]
+                _seed(job["seed"])
                 value = fn(**_loads(input_json))
             except CallTimeout:
                 reject("entry_timeout")
@@ -358,6 +456,7 @@ class Child:
                 random.setstate(state)
                 if np_state is not None:
                     np_random.set_state(np_state)
+                self.guard.restore()
             if value is None:
                 reject("output_none")
                 continue

@@ -28,7 +28,7 @@ class ProtocolError(Exception):
 
 
 def encode_frame(obj: Any) -> bytes:
-    payload = json.dumps(obj, allow_nan=True, separators=(",", ":")).encode("utf-8")
+    payload = json.dumps(obj, allow_nan=False, separators=(",", ":")).encode("utf-8")
     return HEADER.pack(len(payload)) + payload
 
 
@@ -37,6 +37,29 @@ def write_frame(fd: int, obj: Any) -> None:
     while data:
         written = os.write(fd, data)
         data = data[written:]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name}")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value - value != 0.0:  # inf (overflow): NaN cannot come from a literal
+        raise ValueError("float overflow")
+    return value
+
+
+def loads_strict(payload: bytes | str, allow_nan: bool = False) -> Any:
+    """json.loads for bytes from a peer that may be hostile: UTF-8, finite numbers
+    only (unless ``allow_nan``), and nesting deep enough to exhaust the parser is
+    a ProtocolError rather than a RecursionError in the reader."""
+    try:
+        if allow_nan:
+            return json.loads(payload)
+        return json.loads(payload, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError, MemoryError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ProtocolError(f"bad frame: {type(exc).__name__}: {str(exc)[:100]}") from None
 
 
 class FrameReader:
@@ -59,10 +82,7 @@ class FrameReader:
             return None
         payload = bytes(self._buf[HEADER.size:end])
         del self._buf[:end]
-        try:
-            return json.loads(payload)
-        except ValueError as exc:
-            raise ProtocolError(f"bad frame: {exc}") from None
+        return loads_strict(payload)
 
     def feed_available(self) -> None:
         """Read whatever is readable now without blocking (fd must be non-blocking)."""

@@ -43,6 +43,7 @@ import sys
 import time
 from typing import Any, NamedTuple
 
+from codeio.sandbox import frames
 from codeio.sandbox.protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
 
 PR_SET_PDEATHSIG = 1
@@ -63,6 +64,7 @@ PRIVATE_TMPFS_SIZE = "256m"  # all work dirs of one server together (files are a
 WORK_ROOT_NS = "/tmp"  # inside the server's own mount namespace
 KILL_GRACE_S = 0.5  # wait for a SIGKILLed child to be reaped
 LOAD_EXTRA_S = 3.0  # the code's top level (imports not preloaded: sympy ~1.5 s) gets one call timeout plus this
+FRESH_FRAME = {"fresh": True}  # the child's request to be replaced after a call that changed shared state
 RUN_STATUS_FATAL = {"timeout", "memory", "killed", "output_limit", "sandbox_error"}
 SAMPLE_TICK_FACTOR = 2.0  # a sampling attempt (generator + entry) may take 2 per-call timeouts
 NOFILE_LIMIT = 256
@@ -453,54 +455,33 @@ class Server:
     def run_batch(self, job: dict[str, Any]) -> list[dict[str, Any]]:
         n = len(job["inputs"])
         limits = job["limits"]
-        timeout = float(limits["timeout_s"])
         results: list[dict[str, Any]] = []
         job["require"] = [job["entry"]]
         while len(results) < n:
             start = len(results)
-            limits["cpu_s"] = timeout * (n - start + 1) + LOAD_EXTRA_S
-            deadline = time.monotonic() + timeout + LOAD_EXTRA_S
+            limits["cpu_s"] = float(limits["timeout_s"]) * (n - start + 1) + LOAD_EXTRA_S
             child = self._start_child(job, start)
-            reader = FrameReader(child.chan_r, _child_frame_cap(limits))
-            extra = (child.pidfd,) if child.pidfd >= 0 else ()
-            loaded = False
-            fatal: dict[str, Any] | None = None
-            timed_out = False
-            ended = corrupt = False
             try:
-                while len(results) < n:
-                    frame = reader.read(deadline, extra)
-                    deadline = time.monotonic() + timeout
-                    if not loaded:
-                        if frame.get("load") == "ok":
-                            loaded = True
-                            continue
-                        load_result = _clean_result(frame.get("result"))
-
-                        results.extend([load_result] * (n - len(results)))
-                        break
-                    res = _clean_result(frame)
-                    results.append(res)
-                    if res["status"] in RUN_STATUS_FATAL:
-                        fatal = res
-                        break
-            except ChannelTimeout:
-                timed_out = True
-                ended = True
-            except ChannelClosed:
-                ended = True
-            except ProtocolError:
-                ended = corrupt = True
-            if len(results) == n and not ended:
+                ended = self._read_calls(child, job, results)
+            except BaseException:
+                self._retire(child, limits)
+                raise
+            if not ended:
                 self.deferred.append((child, int(limits["max_processes"])))
                 break
-            status, cpu = self._finish_child(child)
-            self._cleanup(child.workdir, int(limits["max_processes"]))
-            if ended and len(results) < n:
-                during = "" if loaded else " while loading the code"
-                fatal = (_corrupt_result(during) if corrupt
-                         else self._death_result(status, cpu, limits, timed_out, during))
-                if not loaded:
+            status, cpu = self._retire(child, limits)
+            if ended.fresh:
+                continue  # the child changed shared state: a new one takes the rest
+            if ended.bad is not None:
+                # The child broke the protocol: nothing it said counts, for any call.
+                failure = {"status": "sandbox_error", "error_message": f"malformed frame from the child: {ended.bad}"}
+                results[:] = [dict(failure) for _ in range(n)]
+                break
+            fatal: dict[str, Any] | None = ended.fatal
+            if fatal is None and len(results) < n:
+                during = "" if ended.loaded else " while loading the code"
+                fatal = self._death_result(status, cpu, limits, ended.timed_out, during)
+                if not ended.loaded:
                     results.extend([dict(fatal) for _ in range(n - len(results))])
                     break
                 results.append(fatal)
@@ -510,82 +491,117 @@ class Server:
                 results.extend([dict(skipped) for _ in range(n - len(results))])
         return results
 
+    def _read_calls(self, child: WarmChild, job: dict[str, Any], results: list[dict[str, Any]]) -> _Ended | None:
+        """Collect one child's call results into ``results``; None when it answered
+        every call, else why it stopped (it must then be retired)."""
+        limits = job["limits"]
+        n = len(job["inputs"])
+        timeout = float(limits["timeout_s"])
+        max_chars = int(limits["max_output_bytes"])
+        reader = FrameReader(child.chan_r, _child_frame_cap(limits))
+        extra = (child.pidfd,) if child.pidfd >= 0 else ()
+        deadline = time.monotonic() + timeout + LOAD_EXTRA_S
+        loaded = False
+        first = len(results)
+        try:
+            while len(results) < n:
+                frame = reader.read(deadline, extra)
+                deadline = time.monotonic() + timeout
+                if frame == FRESH_FRAME and len(results) > first:
+                    return _Ended(loaded, fresh=True)
+                if not loaded:
+                    failure = frames.load_frame(frame, max_chars)
+                    if failure is None:
+                        loaded = True
+                        continue
+                    results.extend([dict(failure) for _ in range(n - len(results))])
+                    return None
+                res = frames.call_result(frame, max_chars, bool(job["check_size"]))
+                results.append(res)
+                if res["status"] in RUN_STATUS_FATAL:
+                    return _Ended(loaded, fatal=res)
+        except ChannelTimeout:
+            return _Ended(loaded, timed_out=True)
+        except ChannelClosed:
+            return _Ended(loaded)
+        except ProtocolError as exc:
+            return _Ended(loaded, bad=str(exc)[:200])
+        return None
+
+    def _retire(self, child: WarmChild, limits: dict[str, Any]) -> tuple[int, float]:
+        status, cpu = self._finish_child(child)
+        self._cleanup(child.workdir, int(limits["max_processes"]))
+        return status, cpu
+
     # ---- sample ----------------------------------------------------------
     def sample(self, job: dict[str, Any]) -> dict[str, Any]:
         limits = job["limits"]
-        budget = float(limits["timeout_s"])
-        per_call = float(job["per_call_timeout_s"])
-        limits["cpu_s"] = budget + LOAD_EXTRA_S + 1
+        limits["cpu_s"] = float(limits["timeout_s"]) + LOAD_EXTRA_S + 1
         job["require"] = [job["generator"], job["entry"]]
         child = self._start_child(job, 0)
+        tracker = frames.SampleTracker(int(job["max_attempts"]), int(job["max_pairs"]), int(limits["max_output_bytes"]))
+        try:
+            response, timed_out = self._read_sample(child, job, tracker)
+        except BaseException:
+            self._retire(child, limits)
+            raise
+        if response is not None:
+            self.deferred.append((child, int(limits["max_processes"])))
+        else:
+            status, cpu = self._retire(child, limits)
+            if isinstance(timed_out, str):  # a malformed frame: no pair of this child counts
+                tracker.pairs = []
+                response = {"status": "sandbox_error", "error_message": f"malformed frame from the child: {timed_out}",
+                            "attempts": tracker.attempts, "rejected": {}}
+            else:
+                per_call = float(job["per_call_timeout_s"])
+                death = self._death_result(status, cpu, {**limits, "timeout_s": per_call}, timed_out, " during sampling")
+                response = {"status": death["status"], "error_message": death["error_message"],
+                            "attempts": tracker.attempts, "rejected": {}}
+        response["pairs"] = tracker.pairs
+        return response
+
+    def _read_sample(self, child: WarmChild, job: dict[str, Any],
+                     tracker: frames.SampleTracker) -> tuple[dict[str, Any] | None, bool | str]:
+        """(summary, False) when the child finished; (None, timed out?) when it died or
+        hung; (None, reason) when it sent a malformed frame."""
+        limits = job["limits"]
+        budget = float(limits["timeout_s"])
+        per_call = float(job["per_call_timeout_s"])
         reader = FrameReader(child.chan_r, _child_frame_cap(limits))
         extra = (child.pidfd,) if child.pidfd >= 0 else ()
         hard_end = time.monotonic() + budget + LOAD_EXTRA_S + 1.0
         deadline = min(hard_end, time.monotonic() + per_call + LOAD_EXTRA_S)
-        pairs: list[list[str]] = []
-        attempts = 0
-        response: dict[str, Any] | None = None
-        timed_out = False
         try:
             while True:
-                frame = reader.read(deadline, extra)
-                if "tick" in frame:
-                    attempts = int(frame["tick"])
+                attempts = tracker.attempts
+                summary = tracker.feed(reader.read(deadline, extra))
+                if summary is not None:
+                    return summary, False
+                if tracker.attempts != attempts:
                     deadline = min(hard_end, time.monotonic() + SAMPLE_TICK_FACTOR * per_call + 0.5)
-                elif "pair" in frame:
-                    pairs.append([str(frame["pair"][0]), str(frame["pair"][1])])
-                elif "load" in frame:
-                    if frame["load"] != "ok":
-                        res = _clean_result(frame.get("result"))
-                        response = {"status": res["status"], "error_type": res.get("error_type"),
-                                    "error_message": res.get("error_message"), "attempts": 0, "rejected": {}}
-                        break
-                elif frame.get("done"):
-                    response = {k: frame.get(k) for k in ("status", "attempts", "rejected", "error_type", "error_message")}
-                    break
         except ChannelTimeout:
-            timed_out = True
+            return None, True
         except ChannelClosed:
-            pass
-        except ProtocolError:
-            response = {**_corrupt_result(" during sampling"), "attempts": attempts, "rejected": {}}
-        if response is not None:
-            self.deferred.append((child, int(limits["max_processes"])))
-        else:
-            status, cpu = self._finish_child(child)
-            self._cleanup(child.workdir, int(limits["max_processes"]))
-            death = self._death_result(status, cpu, {**limits, "timeout_s": per_call}, timed_out, " during sampling")
-            response = {"status": death["status"], "error_message": death["error_message"],
-                        "attempts": attempts, "rejected": {}}
-        response["pairs"] = pairs
-        return response
+            return None, False
+        except ProtocolError as exc:
+            return None, str(exc)[:200]
 
 
-def _corrupt_result(during: str) -> dict[str, Any]:
-    return {"status": "killed", "error_message": f"the code wrote garbage into the result channel{during}"}
+class _Ended(NamedTuple):
+    """Why a child stopped answering before the end of its batch."""
+
+    loaded: bool
+    fatal: dict[str, Any] | None = None  # it reported a fatal status itself
+    timed_out: bool = False
+    bad: str | None = None  # it sent a malformed frame
+    fresh: bool = False  # a call changed shared state: the next calls need a new child
 
 
 def _child_frame_cap(limits: dict[str, Any]) -> int:
     """A child frame holds one value (capped at max_output_bytes, at most 6x
     longer once JSON-escaped) plus short messages: anything bigger is hostile."""
     return 6 * int(limits["max_output_bytes"]) + CHILD_FRAME_OVERHEAD
-
-
-def _clean_result(frame: Any) -> dict[str, Any]:
-    """Keep only the CallResult fields with the right types (the child is untrusted)."""
-    if not isinstance(frame, dict):
-        return {"status": "killed", "error_message": "malformed result from the child"}
-    out: dict[str, Any] = {}
-    status = frame.get("status")
-    out["status"] = status if isinstance(status, str) else "killed"
-    for key in ("value_json", "error_type", "error_message", "traceback"):
-        val = frame.get(key)
-        if isinstance(val, str):
-            out[key] = val
-    dur = frame.get("duration_s")
-    if isinstance(dur, (int, float)):
-        out["duration_s"] = float(dur)
-    return out
 
 
 NETWORK_AUDIT_EVENTS = frozenset({"socket.connect", "socket.bind", "socket.sendto", "socket.sendmsg",

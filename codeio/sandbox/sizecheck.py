@@ -76,6 +76,13 @@ def size_violation(obj: object) -> str | None:
     return _check(obj, 0)
 
 
+def structure_violation(obj: object) -> str | None:
+    """The part of the size check that JSON keeps exactly (entry counts, string
+    lengths, scalar sizes, nesting): the same answer on a value and on its JSON
+    parsed back."""
+    return _check(obj, 0)
+
+
 def is_finite(obj: object, _depth: int = 0) -> bool:
     """False when a float NaN/inf hides anywhere in ``obj``."""
     if isinstance(obj, float):

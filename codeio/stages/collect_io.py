@@ -2,9 +2,11 @@
 
 Functions with an input generator are sampled (up to 1000 generator calls, 10
 distinct pairs, at least 2 kept). Functions from unified sources bring their
-own pairs, which must reproduce here. Either way the kept inputs are run again
-in a server with another hash seed and random seed: any difference marks the
-function nondeterministic. All execution goes through the sandbox executor.
+own pairs, which must reproduce here (within the answer tolerance); a kept pair
+holds the output the code returned here, the given one stays as provenance.
+Either way the kept inputs are run again in a server with another hash seed and
+random seed: a result that differs from the first execution marks the function
+nondeterministic. All execution goes through the sandbox executor.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ from codeio.sandbox.sizecheck import size_violation
 from codeio.records import IO_PAIR, UNIFIED_FUNCTION, dumps, reject, stable_id
 from codeio.stages.base import StageOutput
 
-VERSION = "1"
+VERSION = "2"  # 2: kept given pairs hold the executed output; the re-check compares two executions
 READS = UNIFIED_FUNCTION
 WRITES = IO_PAIR
 MISSING_PACKAGE_ERRORS = ("ModuleNotFoundError", "ImportError")
+DROPS_NAMED = 5  # dropped given pairs named in a function's reject detail
+DROP_DETAIL_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,7 @@ def _collect_one(function: dict[str, Any], config: CollectConfig, executor: Exec
     if failure is not None:
         return _FunctionOutcome([], failure, dropped)
     if len(candidates) < config.min_pairs:
-        detail = f"{len(candidates)} pair(s) kept, {config.min_pairs} needed; dropped: {_count(dropped)}"
+        detail = f"{len(candidates)} pair(s) kept, {config.min_pairs} needed; {_dropped_detail(dropped)}"
         return _FunctionOutcome([], reject(function_id, _too_few_reason(candidates, dropped), detail), dropped)
     candidates = candidates[: config.max_pairs]
     if config.check_determinism:
@@ -94,9 +98,10 @@ def _collect_one(function: dict[str, Any], config: CollectConfig, executor: Exec
             "pair_index": index,
             "input": input_json,
             "output": output_json,
+            "given_output": given_json,
             "determinism_checked": config.check_determinism,
         }
-        for index, (input_json, output_json) in enumerate(candidates)
+        for index, (input_json, output_json, given_json) in enumerate(candidates)
     ]
     return _FunctionOutcome(pairs, None, dropped)
 
@@ -109,6 +114,14 @@ def _too_few_reason(candidates: list, dropped: list[dict[str, str]]) -> str:
         return "too_few_pairs"
     reason, _ = max(_count(dropped).items(), key=lambda kv: (kv[1], kv[0]))
     return reason.removeprefix("pair_")
+
+
+def _dropped_detail(dropped: list[dict[str, str]]) -> str:
+    """Counts by reason, then the first given pairs dropped, each by its index among
+    the given pairs (``fid#pair3``), so the reject says which pair to look at."""
+    named = [f"{item['record_id']} {item['reason']}: {item['detail'][:DROP_DETAIL_CHARS]}"
+             for item in dropped if item.get("record_id")][:DROPS_NAMED]
+    return f"dropped: {_count(dropped)}" + "".join(f"; {line}" for line in named)
 
 
 def _count(dropped: list[dict[str, str]]) -> dict[str, int]:
@@ -153,7 +166,7 @@ def _sample(function: dict[str, Any], config: CollectConfig, executor: Executor)
     if result.status is not ExecStatus.OK and not result.pairs:
         reason = _failure_reason(result.error_type, result.error_message, result.status)
         return [], reject(function_id, f"sampling_failed:{reason}", f"{result.error_type}: {result.error_message}"), dropped
-    return [(p.input_json, p.output_json) for p in result.pairs], None, dropped
+    return [(p.input_json, p.output_json, None) for p in result.pairs], None, dropped
 
 
 def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Executor):
@@ -161,6 +174,7 @@ def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Execu
     function_id = function["function_id"]
     given = json.loads(function["given_pairs"])
     dropped: list[dict[str, str]] = []
+    indices: list[int] = []  # each input's position among the given pairs: rejects name that one
     inputs: list[str] = []
     expected: list[Any] = []
     for index, pair in enumerate(given):
@@ -169,17 +183,18 @@ def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Execu
         if problem is not None:
             dropped.append(reject(pair_ref, problem, dumps(pair.get("input"))[:500]))
             continue
+        indices.append(index)
         inputs.append(dumps(pair["input"]))
         expected.append(pair["output"])
     if not inputs:
-        return [], reject(function_id, "no_valid_pairs", f"dropped: {_count(dropped)}"), dropped
+        return [], reject(function_id, "no_valid_pairs", _dropped_detail(dropped)), dropped
     results = executor.run(
         # every given pair gets its own chance: a slow pair must not drop the ones after it
         RunRequest(code=function["main_code"], inputs_json=tuple(inputs), limits=_limits(config, config.call_timeout_s),
                    stop_on_fatal=False, seed=config.seed)
     )
-    kept: list[tuple[str, str]] = []
-    for index, (input_json, want, result) in enumerate(zip(inputs, expected, results)):
+    kept: list[tuple[str, str, str | None]] = []  # (input, output as executed here, output given)
+    for index, input_json, want, result in zip(indices, inputs, expected, results):
         pair_ref = f"{function_id}#pair{index}"
         if result.status is ExecStatus.EXCEPTION and result.error_type in MISSING_PACKAGE_ERRORS:
             reason = _failure_reason(result.error_type, result.error_message, result.status)
@@ -194,7 +209,7 @@ def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Execu
         elif not values_match(actual, want):
             dropped.append(reject(pair_ref, "pair_not_reproduced", f"given {dumps(want)}, got {result.value_json}"))
         else:
-            kept.append((input_json, dumps(want)))
+            kept.append((input_json, result.value_json, dumps(want)))
     return kept, None, dropped
 
 
@@ -215,14 +230,18 @@ def _given_pair_problem(pair: dict[str, Any], seen_inputs: list[str]) -> str | N
     return None
 
 
-def _recheck(function: dict[str, Any], pairs: list[tuple[str, str]], config: CollectConfig, executor: Executor):
-    """Run every kept input again with other seeds; a different result rejects the function."""
+def _recheck(function: dict[str, Any], pairs: list[tuple[str, str, str | None]], config: CollectConfig,
+             executor: Executor):
+    """Run every kept input again with other seeds, last first; a result different from
+    the first execution (not from a given output, which only had to match within
+    tolerance) rejects the function."""
+    pairs = pairs[::-1]  # in another order: a result that depends on the calls before it shows up
     results = executor.run(
-        RunRequest(code=function["main_code"], inputs_json=tuple(i for i, _ in pairs),
+        RunRequest(code=function["main_code"], inputs_json=tuple(pair[0] for pair in pairs),
                    limits=_limits(config, config.call_timeout_s), stop_on_fatal=True, seed=config.recheck_seed,
                    recheck=True)
     )
-    for (input_json, output_json), result in zip(pairs, results):
+    for (input_json, output_json, _), result in zip(pairs, results):
         if not result.ok:
             return reject(function["function_id"], f"recheck_failed:{_failure_reason(result.error_type, result.error_message, result.status)}",
                           f"input {input_json}: {result.describe()}")

@@ -1,0 +1,154 @@
+"""No state survives from one call to the next (issue 13.2) nor from one function
+to the next in the same server (issue 9.4), and the determinism re-check runs
+the inputs in another order."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+
+from codeio.execution import ExecStatus, Limits, RunRequest, SampleRequest
+from codeio.sandbox import SandboxConfig, create_executor
+from codeio.stages.collect_io import CollectConfig, collect_io_shard
+
+S = ExecStatus
+THREADS = Limits(timeout_s=3.0, max_processes=4)
+
+
+@pytest.fixture(scope="module")
+def executor():
+    ex = create_executor(SandboxConfig(workers=1, preload=("math", "random", "json", "collections")))
+    yield ex
+    ex.close()
+
+
+def values(ex, code: str, inputs: list[dict], limits: Limits = Limits(timeout_s=3.0)) -> list:
+    res = ex.run(RunRequest(code=textwrap.dedent(code), inputs_json=tuple(json.dumps(i) for i in inputs),
+                            limits=limits, check_size=False))
+    assert all(r.ok for r in res), [r.describe() for r in res]
+    return [json.loads(r.value_json) for r in res]
+
+
+def test_mutable_default_and_globals_start_fresh_for_every_input(executor):
+    code = """
+    import functools
+    total = {"n": 0}
+
+    @functools.lru_cache(maxsize=None)
+    def cached(x):
+        total["n"] += 1
+        return total["n"]
+
+    def main_solution(x, seen=[]):
+        seen.append(x)
+        return [len(seen), cached(0)]
+    """
+    assert values(executor, code, [{"x": i} for i in range(4)]) == [[1, 1]] * 4
+
+
+def test_mutable_default_in_sampling_starts_fresh(executor):
+    code = textwrap.dedent("""
+    import random
+
+    def main_solution(n, seen=[]):
+        seen.append(n)
+        return len(seen)
+
+    def input_generator():
+        return {"n": random.randint(0, 10 ** 6)}
+    """)
+    res = executor.sample(SampleRequest(code=code, max_attempts=50, max_pairs=5))
+    assert res.status is S.OK and [p.output_json for p in res.pairs] == ["1"] * 5
+
+
+@pytest.mark.parametrize("tamper", [
+    "math.sqrt = lambda v: -1.0",
+    "sys.modules['math'] = types.SimpleNamespace(sqrt=lambda v: -2.0)",
+    "del sys.modules['math']",
+    "random.random = lambda: 0.5",
+    "builtins.sorted = lambda *a, **k: ['patched']",
+    "sys.setrecursionlimit(50)",
+    "os.environ['X'] = 'y'; os.chdir('/')",
+    "threading.Thread(target=lambda: [setattr(math, 'sqrt', abs) or time.sleep(0.001) for _ in range(10 ** 6)],"
+    " daemon=True).start(); time.sleep(0.05)",
+    "open('state.txt', 'w').write('tampered')",
+])
+def test_a_call_that_tampers_with_shared_state_does_not_change_the_next(executor, tamper):
+    code = f"""
+    import builtins, math, os, random, sys, threading, time, types
+
+    def main_solution(tamper):
+        if tamper:
+            {tamper}
+            return None
+        found = [path for path in ("state.txt",) if os.path.exists(path)]
+        return [__import__("math").sqrt(16.0), random.random(), sorted([2, 1]), sys.getrecursionlimit() > 100,
+                os.environ.get("X"), os.getcwd() != "/", found]
+    """
+    clean = values(executor, code, [{"tamper": False}])
+    after = values(executor, code, [{"tamper": True}, {"tamper": False}, {"tamper": False}], THREADS)
+    assert after[1:] == clean * 2
+    assert clean[0][0] == 4.0 and clean[0][2] == [1, 2]
+
+
+LEAVE_BEHIND = """
+import math, os, random, sys, threading, time
+
+def main_solution(x):
+    math.floor = lambda v: 7
+    sys.modules["json"] = None
+    random.seed(12345)
+    threading.Thread(target=time.sleep, args=(30,), daemon=True).start()
+    for folder in ("/dev/shm", "/tmp", "/var/tmp"):
+        try:
+            with open(os.path.join(folder, "left-behind"), "wb") as fh:
+                fh.write(b"x" * 4096)
+        except OSError:
+            pass
+    if os.fork() == 0:  # double fork: an orphan outside the call's process group
+        os.setsid()
+        if os.fork() == 0:
+            time.sleep(30)
+        os._exit(0)
+    return x
+"""
+
+NEXT = """
+import json, math, os, random
+
+def main_solution(x):
+    left = sorted(p for p in ("/dev/shm", "/tmp", "/var/tmp") if os.path.exists(os.path.join(p, "left-behind")))
+    return [math.floor(2.5), json.dumps([x]), random.random(), left, len(os.listdir("."))]
+"""
+
+
+def test_next_function_is_unaffected_by_the_previous_ones_leftovers():
+    with create_executor(SandboxConfig(workers=1, preload=("math", "random", "json"))) as ex:
+        fresh = values(ex, NEXT, [{"x": 1}])
+    with create_executor(SandboxConfig(workers=1, preload=("math", "random", "json"))) as ex:
+        values(ex, LEAVE_BEHIND, [{"x": 1}], THREADS)
+        after = values(ex, NEXT, [{"x": 1}])
+    assert after == fresh
+    assert fresh[0][:2] == [2, "[1]"] and fresh[0][3] == []
+
+
+def test_recheck_runs_inputs_in_another_order():
+    """State kept where no guard looks (a class attribute) makes results depend on
+    the order of calls: the re-check in reverse order catches it."""
+    code = textwrap.dedent("""
+    import collections
+
+    def main_solution(x):
+        n = getattr(collections.Counter, "_calls", 0)
+        collections.Counter._calls = n + 1
+        return n
+    """)
+    pairs = [{"input": {"x": i}, "output": i} for i in range(3)]
+    fn = {"function_id": "f1", "source_id": "s1", "main_code": code, "io_description": "", "generator_code": None,
+          "problem_statement": "", "given_pairs": json.dumps(pairs), "teacher": "source", "llm_call_id": None,
+          "origin": "{}"}
+    with create_executor(SandboxConfig(workers=1, preload=("collections",))) as ex:
+        out = collect_io_shard([fn], CollectConfig(), ex)
+    assert [r["reason"] for r in out.rejects] == ["nondeterministic"]
