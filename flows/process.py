@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterator
 from storage.lineage import CANCELLED, CRASHED
 from storage.liveness import ProcessIdentity
 
-SUPERVISOR_ENV = "CODEIO_RUN_SUPERVISOR"  # set in the run process: the supervisor's pid
+SUPERVISOR_ENV = "CODEIO_RUN_SUPERVISOR"  # "pid:fd" in the run process: the supervisor, its stop pipe
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 POLL_S = 0.2
 PR_SET_PDEATHSIG = 1

@@ -35,11 +35,15 @@ def _read(path: Path) -> str:
         return ""
 
 
-def _pid_namespace(pid: int | str = "self") -> str:
+def pid_namespace() -> str:
+    """This process's PID namespace (the inode of /proc/self/ns/pid), "" where /proc
+    does not tell. Containers often share a host name: a pid means something only
+    within its namespace."""
     try:
-        return os.readlink(PROC / str(pid) / "ns" / "pid")
+        link = os.readlink(PROC / "self" / "ns" / "pid")
     except OSError:
         return ""
+    return link.partition("[")[2].rstrip("]")
 
 
 def start_ticks(pid: int) -> int | None:
@@ -64,7 +68,7 @@ class ProcessIdentity:
     @classmethod
     def current(cls) -> ProcessIdentity:
         pid = os.getpid()
-        return cls(host=socket.gethostname(), pid=pid, boot_id=_read(BOOT_ID), pid_ns=_pid_namespace(),
+        return cls(host=socket.gethostname(), pid=pid, boot_id=_read(BOOT_ID), pid_ns=pid_namespace(),
                    started=start_ticks(pid))
 
     @classmethod

@@ -233,7 +233,7 @@ def test_a_process_is_gone_only_when_this_host_boot_and_namespace_say_so(tmp_pat
     assert dead.liveness() is Liveness.GONE
     assert replace(here, started=(here.started or 0) + 1).liveness() is Liveness.GONE  # the pid names another process
     assert replace(dead, host="another-host.example").liveness() is Liveness.UNKNOWN
-    assert replace(dead, pid_ns="pid:[1]").liveness() is Liveness.UNKNOWN  # a container under the same host name
+    assert replace(dead, pid_ns="1").liveness() is Liveness.UNKNOWN  # a container under the same host name
     assert replace(dead, boot_id="another-boot").liveness() is Liveness.UNKNOWN
     assert ProcessIdentity.from_dict(dead.as_dict()) == dead
 

@@ -1,8 +1,8 @@
 """Runs record the process that runs them (host, boot id, PID namespace, pid, start
 time), so a later run can tell a run whose process is gone (``crashed``).
 
-Revision ID: 0003_run_process
-Revises: 0002
+Revision ID: 0004_run_process
+Revises: 0003_eval
 Create Date: 2026-12-02
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_run_process"
-down_revision: str | None = "0002"
+revision: str = "0004_run_process"
+down_revision: str | None = "0003_eval"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
