@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     exec_timeout_s: float = 5.0  # per call during verification
     collect_timeout_s: float = 60.0  # whole generator sampling budget per function
     exec_memory_mb: int = 1024
+    # fail instead of warning when the kernel refuses part of the sandbox isolation (user namespaces...)
+    sandbox_require_isolation: bool = False
     sandbox_preload: tuple[str, ...] = (
         "math", "random", "itertools", "collections", "functools", "heapq", "bisect",
         "re", "string", "json", "statistics", "fractions", "decimal", "copy", "datetime", "numpy",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -17,7 +18,9 @@ from typing import Any, Iterator
 from codeio.records import dumps, reject, stable_id
 
 SAMPLE_SPEC = "sample"
-SOURCE_KINDS = ("jsonl", "dir", "unified")
+SOURCE_KINDS = ("jsonl", "dir", "unified", "corpus", "git")
+# read shard by shard on the workers by the ingestion flow (codeio/ingest); never by read_sources
+SCALE_KINDS = ("corpus", "git")
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 MAX_SOURCE_BYTES_DEFAULT = 256 * 1024
 
@@ -50,10 +53,13 @@ def parse_source_specs(specs: list[str] | tuple[str, ...]) -> list[SourceSpec]:
         kind, sep, path = spec.partition(":")
         if not sep or kind not in SOURCE_KINDS or not path:
             raise SourceSpecError(
-                f"bad source {spec!r}: expected one of jsonl:PATH, dir:PATH, unified:PATH or {SAMPLE_SPEC!r}"
+                f"bad source {spec!r}: expected one of jsonl:PATH, dir:PATH, unified:PATH, "
+                f"corpus:PATH|GLOB|s3://..., git:PATH or {SAMPLE_SPEC!r}"
             )
         out.append(SourceSpec(kind, path, spec))
     for source in out:
+        if source.kind == "corpus" and ("://" in source.path or any(ch in source.path for ch in "*?[")):
+            continue  # listed (and checked) by the ingestion flow through the store's options
         if not source.resolved.exists():
             raise SourceSpecError(f"source {source.display!r}: {source.resolved} does not exist")
     return out
@@ -66,19 +72,40 @@ def fingerprint_sources(sources: list[SourceSpec]) -> list[list[str]]:
     prints: list[list[str]] = []
     for source in sources:
         for rel, path in _files_of(source):
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            prints.append([source.kind, source.path, rel, digest.hexdigest()])
+            prints.append([source.kind, source.path, rel, _file_digest(source.resolved, path)])
     return prints
 
 
 def _files_of(source: SourceSpec) -> list[tuple[str, Path]]:
     root = source.resolved
     if source.kind == "dir":
-        return [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*.py")) if p.is_file()]
+        # links are listed too (read_dir rejects those that leave the folder); rglob never enters linked folders
+        return [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*.py")) if p.is_file() or p.is_symlink()]
     return [("", root)]
+
+
+def link_problem(root: Path, path: Path) -> str | None:
+    """Why a file of a folder source must not be read: a link out of the folder
+    (it could point at anything the process may read) or a broken link."""
+    if not path.is_symlink():
+        return None
+    target = path.resolve()
+    if not target.is_relative_to(root.resolve()):
+        return f"a link to {target}, outside the source folder: not followed"
+    if not target.is_file():
+        return f"a broken link to {target}"
+    return None
+
+
+def _file_digest(root: Path, path: Path) -> str:
+    problem = link_problem(root, path)
+    if problem is not None:  # never read what a link out of the folder points at
+        return hashlib.sha256(f"link:{os.readlink(path)}".encode("utf-8", "surrogateescape")).hexdigest()
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -130,6 +157,11 @@ def _check_text(raw: bytes, max_bytes: int) -> tuple[str | None, str | None, str
 def _read_dir(source: SourceSpec, max_bytes: int) -> Iterator[ReadOutcome]:
     for rel, path in _files_of(source):
         record_id = f"{source.display}/{rel}"
+        problem = link_problem(source.resolved, path)
+        if problem is not None:
+            yield ReadOutcome(None, reject(record_id, "link_outside_source" if "outside" in problem else "broken_link",
+                                           problem))
+            continue
         text, reason, detail = _check_text(path.read_bytes(), max_bytes)
         if text is None:
             yield ReadOutcome(None, reject(record_id, reason or "invalid", detail))

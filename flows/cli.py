@@ -37,7 +37,8 @@ def quiet_logs() -> None:
 @app.command()
 def run(
     source: list[str] = typer.Option(["sample"], "--source", "-s",
-                                     help="jsonl:PATH | dir:PATH | unified:PATH | sample (repeatable)"),
+                                     help="jsonl:PATH | dir:PATH | unified:PATH | corpus:PATH|GLOB|s3://... | git:PATH "
+                                          "| sample (repeatable)"),
     limit: Optional[int] = typer.Option(None, help="take the first N rows of the sources, before filtering"),
     teacher: Optional[str] = typer.Option(None, help="offline | openai (default: openai when an endpoint is set)"),
     llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (CODEIO_LLM_BASE_URL)"),
@@ -54,6 +55,8 @@ def run(
     store: Optional[str] = typer.Option(None, help="store URL (CODEIO_STORE): a folder or s3://bucket/prefix"),
     dry_run: bool = typer.Option(False, help="estimate requests, tokens and cost; call nothing"),
     as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+    ingest_config: Optional[str] = typer.Option(None, help="YAML/JSON ingest options: codemix, pyedu, dedup, "
+                                                            "decontam (see `codeio ingest`)"),
 ) -> None:
     """Run the pipeline (reusing every dataset already in the store)."""
     quiet_logs()
@@ -99,7 +102,7 @@ def run(
             revision_rounds=revision_rounds, pairs_per_function=pairs_per_function,
             rejection_sampling=rejection_sampling, task_mix=task_mix, placement=placement,
             wrong_answer_policy=wrong_answers, instance_fraction=instance_fraction, out=out, store=store,
-            export_formats=fmt, show_progress=not as_json,
+            export_formats=fmt, show_progress=not as_json, ingest=read_ingest_options(ingest_config),
         )
     except (SourceSpecError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
@@ -118,6 +121,93 @@ def run(
             from codeio.stages.normalize import NEEDS_LLM_MESSAGE
 
             err.print(f"[yellow]{needs_llm} raw file(s) skipped:[/yellow] {NEEDS_LLM_MESSAGE}")
+    exit_if_nothing(summary["samples"], "samples", summary["stages"])
+
+
+def exit_if_nothing(count: int, what: str, stages: list[dict]) -> None:
+    """A run that produced nothing fails (exit 1) and says why and what to change."""
+    if count:
+        return
+    from flows.summary import zero_output_advice
+
+    err.print(f"[red]error:[/red] the run produced 0 {what}. Top reject reasons:", soft_wrap=True)
+    for line in zero_output_advice(stages):
+        err.print(f"  {line}", soft_wrap=True, markup=False, highlight=False)
+    raise typer.Exit(1)
+
+
+def read_ingest_options(path: Optional[str]) -> Optional[dict]:
+    """--ingest-config: a YAML or JSON file of ingest options (see flows/ingest.py)."""
+    if path is None:
+        return None
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            value = yaml.safe_load(handle)
+    except (OSError, yaml.YAMLError) as error:
+        raise typer.BadParameter(f"cannot read {path}: {error}", param_hint="--ingest-config") from error
+    if not isinstance(value, dict):
+        raise typer.BadParameter(f"{path} must hold a mapping of ingest options", param_hint="--ingest-config")
+    from flows.ingest import ingest_options
+
+    try:
+        ingest_options(value)
+    except (TypeError, ValueError) as error:
+        raise typer.BadParameter(f"{path}: {error}", param_hint="--ingest-config") from error
+    return value
+
+
+@app.command()
+def ingest(
+    source: list[str] = typer.Option(["sample"], "--source", "-s",
+                                     help="corpus:PATH|GLOB|s3://... | git:PATH | dir:PATH | jsonl:PATH | unified:PATH "
+                                          "(repeatable)"),
+    codemix: bool = typer.Option(False, help="CodeMix filters (syntax, size, lines, generated, data-only, AST bounds)"),
+    keep_python2: bool = typer.Option(False, help="keep Python 2 files (normalization converts them)"),
+    pyedu: bool = typer.Option(False, help="PyEdu-R selection: int_score, then reasoning focus"),
+    min_int_score: Optional[int] = typer.Option(None, help="PyEdu-R educational score threshold (default 3)"),
+    min_reasoning: Optional[float] = typer.Option(None, help="PyEdu-R reasoning-focus threshold (default 2.0)"),
+    near_dedup: bool = typer.Option(True, help="near-duplicate removal (MinHash LSH over 5-grams)"),
+    dedup_threshold: Optional[float] = typer.Option(None, help="near-duplicate Jaccard threshold (default 0.7)"),
+    decontam: list[str] = typer.Option([], help="evaluation set file to decontaminate against, NAME=PATH (repeatable)"),
+    config: Optional[str] = typer.Option(None, "--config", help="YAML/JSON ingest options (every threshold); "
+                                                                "flags override it"),
+    limit: Optional[int] = typer.Option(None, min=1, help="take the first N rows of the sources, before filtering"),
+    store: Optional[str] = typer.Option(None, help="store URL (CODEIO_STORE): a folder or s3://bucket/prefix"),
+    as_json: bool = typer.Option(False, "--json", help="print the summary as JSON"),
+) -> None:
+    """Read, select, deduplicate and decontaminate sources into the store (the pipeline's first dataset)."""
+    quiet_logs()
+    from codeio.sources import SourceSpecError
+    from flows.ingest import codeio_ingest
+    from flows.summary import render_ingest_summary
+
+    options = dict(read_ingest_options(config) or {})
+    if codemix or keep_python2:
+        section = dict(options.get("codemix") or {}) if isinstance(options.get("codemix"), dict) else {}
+        options["codemix"] = {**section, **({"keep_python2": True} if keep_python2 else {})}
+    if pyedu or min_int_score is not None or min_reasoning is not None:
+        section = dict(options.get("pyedu") or {}) if isinstance(options.get("pyedu"), dict) else {}
+        section.update({k: v for k, v in (("min_int_score", min_int_score), ("min_reasoning", min_reasoning))
+                        if v is not None})
+        options["pyedu"] = section
+    if not near_dedup or dedup_threshold is not None:
+        section = dict(options.get("dedup") or {}) if isinstance(options.get("dedup"), dict) else {}
+        section.update({"near": near_dedup, **({"threshold": dedup_threshold} if dedup_threshold is not None else {})})
+        options["dedup"] = section
+    if decontam:
+        options["decontam"] = list(decontam)
+    try:
+        summary = codeio_ingest(sources=source, options=options, limit=limit, store=store, show_progress=not as_json)
+    except (SourceSpecError, ValueError) as error:
+        err.print(f"[red]error:[/red] {error}", soft_wrap=True)
+        raise typer.Exit(2) from error
+    if as_json:
+        console.print_json(json.dumps(summary, default=str))
+    else:
+        render_ingest_summary(summary, console)
+    exit_if_nothing(summary["kept"], "source files", summary["stages"])
 
 
 @app.command()

@@ -18,16 +18,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import posixpath
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
 
+from codeio.records import stable_id
 from codeio.settings import Settings, load_settings
 from codeio.sources import SourceSpec, parse_source_specs, read_sources
 from flows.pipeline import Teacher, open_store, run_pipeline
+from storage.lineage import LineageDB
 from storage.store import DataStore
 
 LEDGER_DIR = "nightly"
@@ -38,6 +43,7 @@ DIGEST_CHARS = 16
 RAW_ORIGIN_FIELDS = {"path": "path", "repo": "repo_name", "blob_id": "blob_id", "license": "license",
                      "score": "score", "int_score": "int_score", "length_bytes": "length_bytes"}
 UNIFIED_ORIGIN_FIELDS = ("path", "repo", "blob_id", "license")  # what a unified row carries of them
+logger = logging.getLogger(__name__)
 
 
 def run_kind(stream: str) -> str:
@@ -49,10 +55,29 @@ def _ledger_dir(stream: str) -> str:
 
 
 def read_ledger(store: DataStore, stream: str) -> list[dict[str, Any]]:
-    """Completed nights of a stream, oldest first."""
+    """Completed nights of a stream, oldest first; a night recorded twice (the same
+    ingest dataset: the same new sources) counts once."""
     entries = [store.read_json(posixpath.join(_ledger_dir(stream), name))
                for name in store.list_dir(_ledger_dir(stream)) if name.endswith(".json")]
-    return sorted((e for e in entries if e), key=lambda e: (e["finished_at"], e["run_id"]))
+    nights: dict[str, dict[str, Any]] = {}
+    for entry in sorted((e for e in entries if e), key=lambda e: (e["finished_at"], e["run_id"])):
+        nights.setdefault(entry["ingest"]["key"], entry)
+    return list(nights.values())
+
+
+@contextmanager
+def stream_claim(settings: Settings, store: DataStore, stream: str) -> Iterator[None]:
+    """Nights of one stream never overlap: each holds the stream's claim in the lineage
+    database from reading the ledger to writing its entry, so a second night started
+    meanwhile waits, then finds the first one's sources in the ledger."""
+    from flows.orchestrator import LineageClaims
+
+    with LineageDB(settings.database_url) as lineage:
+        lineage.upgrade()
+        claims = LineageClaims(lineage, None, settings.claim_lease_s, on_wait=lambda label, owner: logger.info(
+            "%s: another nightly run (%s) is running this stream; waiting for it", label, owner))
+        with claims.hold(store.url, stable_id("nightly-stream", stream), f"nightly {stream}"):
+            yield
 
 
 def seen_source_ids(store: DataStore, ledger: list[dict[str, Any]]) -> set[str]:
@@ -119,6 +144,12 @@ def run_nightly(settings: Settings, sources: list[str], stream: str = "default",
                 state_dir: str | None = None, out: str | None = None, **pipeline: Any) -> dict[str, Any]:
     """One night: find the new sources, run the pipeline on them, record the night."""
     store = open_store(settings)
+    with stream_claim(settings, store, stream):
+        return _night(settings, store, sources, stream, limit, state_dir, out, pipeline)
+
+
+def _night(settings: Settings, store: DataStore, sources: list[str], stream: str, limit: int | None,
+           state_dir: str | None, out: str | None, pipeline: dict[str, Any]) -> dict[str, Any]:
     ledger = read_ledger(store, stream)
     seen = seen_source_ids(store, ledger)
     fresh, total, already = new_records(parse_source_specs(sources), seen, limit)

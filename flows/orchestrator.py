@@ -10,6 +10,7 @@ failures closes the lane, because its children's keys depend on its outcome.
 
 from __future__ import annotations
 
+import contextvars
 import getpass
 import logging
 import os
@@ -114,6 +115,26 @@ def merge_counters(stats: list[dict[str, Any]]) -> dict[str, Any]:
             elif isinstance(value, (int, float)) and not isinstance(value, bool):
                 total[name] = total.get(name, 0) + value
     return total
+
+
+class RunStopped(RuntimeError):
+    """The run was asked to stop (``STOP_RUN``) and did, between two stages."""
+
+
+class StopRequest(threading.Event):
+    """An event that says why it was set."""
+
+    reason = "asked to stop"
+
+    def stop(self, reason: str) -> None:
+        if not self.is_set():
+            self.reason = reason
+            self.set()
+
+
+# Set, in a run's own context, to a request that stops the run before its next stage: a sweep
+# gives its branches one, which a failing branch sets, so the others stop spending.
+STOP_RUN: contextvars.ContextVar[StopRequest | None] = contextvars.ContextVar("codeio_stop_run", default=None)
 
 
 class DatasetClaims:
@@ -282,7 +303,7 @@ class Orchestrator:
         for outcome in outcomes:
             data = outcome if isinstance(outcome, dict) else outcome.__dict__
             summary.records_in += int(data.get("records_in", 0))
-            summary.records_out += int(data.get("records_out", data.get("records", 0)))
+            summary.records_out += int(data.get("records_out", data.get("kept", data.get("records", 0))))
             summary.rejected += int(data.get("rejected", 0))
             for reason, count in (data.get("rejects_by_reason") or {}).items():
                 summary.rejects_by_reason[reason] = summary.rejects_by_reason.get(reason, 0) + count
@@ -309,7 +330,7 @@ class Orchestrator:
             run_id=self.run_id, stage=stage, dataset_key=key, shard=int(data.get("part", 0)),
             started_at=_when(data.get("started_at")), finished_at=_when(data.get("finished_at")),
             records_in=int(data.get("records_in", 0)),
-            records_out=int(data.get("records_out", data.get("records", 0))),
+            records_out=int(data.get("records_out", data.get("kept", data.get("records", 0)))),
             records_rejected=int(data.get("rejected", 0)),
             rejects_by_reason=dict(data.get("rejects_by_reason") or {}),
             cached=bool(data.get("cached", False)),
@@ -361,6 +382,9 @@ class Orchestrator:
         in the store yet runs part by part: one task per part for the whole lane."""
         if len({plan.key for plan in plans}) < len(plans):
             raise ValueError(f"a dataset appears twice in one lane: {[plan.label for plan in plans]}")
+        stop = STOP_RUN.get()
+        if stop is not None and stop.is_set():
+            raise RunStopped(f"stopped before {plans[0].label}: {stop.reason}")
         with ExitStack() as claims:
             for plan in plans:  # always in pipeline order, so two lanes never wait on each other in a cycle
                 claims.enter_context(dataset_claims().hold(self.store.url, plan.key))

@@ -28,7 +28,7 @@ from storage.liveness import ProcessIdentity
 from storage.store import DataStore, s3_storage_options
 from tasks.assemble import assemble_task
 from tasks.build_prompts import build_prompts_task
-from tasks.collect_io import collect_io_task
+from tasks.collect_io import collect_io_task, worker_environment_task
 from tasks.normalize import normalize_task
 from tasks.resources import RuntimeSpec, usable_cores
 from tasks.synthesize import synthesize_task
@@ -111,7 +111,7 @@ def sandbox_config(settings: Settings):
     """Pool size is decided where the pool runs (tasks.resources.parallelism)."""
     from codeio.sandbox import SandboxConfig
 
-    return SandboxConfig(preload=tuple(settings.sandbox_preload),
+    return SandboxConfig(preload=tuple(settings.sandbox_preload), require_isolation=settings.sandbox_require_isolation,
                          memory_mb=max(settings.exec_memory_mb, 1024),
                          limits=Limits(timeout_s=settings.exec_timeout_s, memory_mb=settings.exec_memory_mb))
 
@@ -181,6 +181,7 @@ def run_pipeline(
     export_formats: tuple[str, ...] = ("jsonl",),
     progress: bool = True,
     kind: str = "pipeline",
+    ingest: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run (or reuse) every stage and return the summary. Callable from any flow."""
     teacher = resolve_teacher(settings, teacher)
@@ -194,7 +195,7 @@ def run_pipeline(
         "revision_rounds": revision_rounds, "pairs_per_function": pairs_per_function,
         "rejection_sampling": rejection_sampling, "task_mix": task_mix, "placement": placement,
         "wrong_answer_policy": wrong_answer_policy, "instance_fraction": instance_fraction,
-        "subset_seed": subset_seed, "out": out,
+        "subset_seed": subset_seed, "out": out, **({"ingest": ingest} if ingest else {}),
     }
     run_id = lineage.start_run(kind=kind, parameters=parameters, settings=settings.public_dump(),
                                code_version=code_version(), user=current_user(),
@@ -205,7 +206,7 @@ def run_pipeline(
                               revision_rounds=revision_rounds, pairs_per_function=pairs_per_function,
                               rejection_sampling=rejection_sampling, task_mix=task_mix, placement=placement,
                               wrong_answer_policy=wrong_answer_policy, instance_fraction=instance_fraction,
-                              subset_seed=subset_seed, out=out, export_formats=export_formats)
+                              subset_seed=subset_seed, out=out, export_formats=export_formats, ingest=ingest)
     except BaseException as error:
         lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
@@ -218,7 +219,8 @@ def run_pipeline(
 
 def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB, run_id: str, bars: StageProgress, *,
                 teacher: str, limit, revision_rounds, pairs_per_function, rejection_sampling, task_mix, placement,
-                wrong_answer_policy, instance_fraction, subset_seed, out, export_formats) -> dict[str, Any]:
+                wrong_answer_policy, instance_fraction, subset_seed, out, export_formats,
+                ingest: dict[str, Any] | None = None) -> dict[str, Any]:
     templates = prompting.PromptTemplates.load(settings.prompt_dir)
     llm = llm_config(settings, teacher)
     runner = make_task_runner(settings)
@@ -227,12 +229,18 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_tags=settings.task_tags,
                                 fuse=settings.fuse_stages, claim_lease_s=settings.claim_lease_s)
 
-    sources_ref, markers, ingest_summary = orchestrator.ingest(specs, limit, settings.shard_size)
-    bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), {ingest_summary.rejected} rejected")
-    parts = sources_ref.parts
+    from flows.ingest import ingest_options, run_ingest_stages, uses_ingest_flow
 
+    ingest_opts = ingest_options(ingest)
     with task_runner_scope(runner):
         orchestrator.submit = runner.submit
+        if uses_ingest_flow(specs, ingest_opts):  # corpus:/git: sources or a selection: shards on the workers
+            sources_ref, markers, ingest_summary = run_ingest_stages(orchestrator, specs, ingest_opts, settings, limit)
+        else:
+            sources_ref, markers, ingest_summary = orchestrator.ingest(specs, limit, settings.shard_size)
+        bars.note(f"[bold]ingest[/bold]           {ingest_summary.records_out} source(s), "
+                  f"{sum(s.rejected for s in orchestrator.stages)} rejected")
+        parts = sources_ref.parts
         raw_sources = sum(int((m.get("stats") or {}).get("raw", 0)) for m in markers)
         if raw_sources == 0:
             # unified rows only pass through: no LLM setting may re-key them (and all of collect_io)
@@ -252,7 +260,8 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                                                memory_mb=settings.exec_memory_mb)
         pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
                                  {"functions": functions}, parts,
-                                 options={"environment": environment_fingerprint(runtime.sandbox.preload)})
+                                 options={"environment": orchestrator.submit(
+                                     worker_environment_task, {"preload": runtime.sandbox.preload}).result()})
         prompt_cfg = build_prompts.PromptConfig(pairs_per_function=pairs_per_function, tasks=TASK_MIXES[task_mix],
                                                 placement=placement, template_version=templates.label,
                                                 template_hash=templates.hash_of(prompting.PROMPT_TEMPLATES))
@@ -289,22 +298,6 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     return summary
 
 
-def environment_fingerprint(preload: tuple[str, ...]) -> str:
-    """What collected pairs depend on besides the code: the Python version and the
-    versions of the preloaded third-party packages. It enters collect_io's dataset
-    key, so upgrading numpy re-collects pairs instead of trusting old ones."""
-    import platform
-    from importlib import metadata
-
-    versions = []
-    for name in sorted(preload):
-        try:
-            versions.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            versions.append(name)  # a stdlib module: covered by the Python version
-    return f"{platform.python_implementation()}-{platform.python_version()}:" + ",".join(versions)
-
-
 @flow(name="codeio-pipeline", log_prints=True)
 def codeio_pipeline(
     sources: list[str] = ["sample"],  # noqa: B006 - Prefect needs a JSON default for the form
@@ -324,6 +317,7 @@ def codeio_pipeline(
     store: str | None = None,
     export_formats: list[str] = ["jsonl"],  # noqa: B006
     show_progress: bool = False,
+    ingest: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Turn code sources into CodeI/O(++) samples. Every parameter is an ablation
     axis or an input; credentials come from the worker's CODEIO_* environment."""
@@ -332,7 +326,7 @@ def codeio_pipeline(
                            pairs_per_function=pairs_per_function, rejection_sampling=rejection_sampling,
                            task_mix=task_mix, placement=placement, wrong_answer_policy=wrong_answer_policy,
                            instance_fraction=instance_fraction, subset_seed=subset_seed, out=out,
-                           export_formats=tuple(export_formats), progress=show_progress)
+                           export_formats=tuple(export_formats), progress=show_progress, ingest=ingest)
     get_run_logger().info("codeio run %s: %s samples", summary["run_id"], summary["samples"])
     return summary
 

@@ -64,21 +64,67 @@ def build_summary(orchestrator: Any, *, run_id: str, store: Any, samples: Any, e
 
 
 def stage_reconciles(stage: dict[str, Any]) -> bool:
-    """in = out + rejected, in each stage's own unit: collect_io turns functions into
-    pairs (kept functions + rejected functions = functions in) and build_prompts
-    turns the first K pairs of each function into instances (used + unused = pairs in)."""
+    """in = out + rejected, in each stage's own unit (collect_io: functions; the pairs it
+    writes are its ``pairs`` counter); build_prompts turns the first K pairs of each
+    function into instances (used + unused = pairs in)."""
     counters = stage.get("counters") or {}
-    if stage["stage"] == "collect_io":
-        return stage["in"] == counters.get("functions_kept", 0) + stage["rejected"]
     if stage["stage"] == "build_prompts":
         return stage["in"] == counters.get("pairs_used", 0) + counters.get("pairs_unused", 0) + stage["rejected"]
     return stage["in"] == stage["out"] + stage["rejected"]
 
 
-def _reasons(reasons: dict[str, int], width: int = 6) -> str:
+def _reasons(reasons: dict[str, int], width: int | None = 6) -> str:
+    """The most frequent reasons first; all of them when ``width`` is None."""
     items = sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+    width = len(items) if width is None else width
     text = ", ".join(f"{k}={v}" for k, v in items[:width])
     return text + (f", +{len(items) - width} more" if len(items) > width else "")
+
+
+def print_reasons_whole(stages: list[dict[str, Any]], console: Console) -> None:
+    """Off a terminal (logs, CI, pipes) every reject reason is printed whole, one
+    stage a line, never cut or wrapped by the table."""
+    if console.is_terminal:
+        return
+    for stage in stages:
+        if stage["rejects_by_reason"]:
+            console.print(f"rejects {stage['label']}: {_reasons(stage['rejects_by_reason'], None)}",
+                          soft_wrap=True, markup=False, highlight=False)
+
+
+def top_reasons(stages: list[dict[str, Any]], count: int = 5) -> list[tuple[str, str, int]]:
+    """(stage, reason, count) of the most frequent rejects over every stage."""
+    items = [(stage["label"], reason, n) for stage in stages for reason, n in stage["rejects_by_reason"].items()]
+    return sorted(items, key=lambda item: -item[2])[:count]
+
+
+# what to change when a reason drops everything (reason prefix -> advice)
+ADVICE = {
+    "needs_llm": "raw files need an LLM to normalize: set CODEIO_LLM_BASE_URL (and CODEIO_LLM_API_KEY) or "
+                 "--llm-base-url, or give unified rows",
+    "missing_package": "install the package the code imports in the workers' environment",
+    "too_few_pairs": "the functions gave under 2 input/output pairs: check their input generators",
+    "python2": "pass codemix: {keep_python2: true} in the ingest options (normalization converts Python 2)",
+    "low_edu_score": "lower pyedu.min_int_score in the ingest options",
+    "low_reasoning_focus": "lower pyedu.min_reasoning in the ingest options",
+    "contaminated": "the files overlap the evaluation sets given to decontam: check the sets or min_overlap",
+    "exact_duplicate": "every file repeats another one: check the sources for copies",
+    "near_duplicate": "raise dedup.threshold, or set dedup: {near: false}",
+}
+FILTER_ADVICE = "a CodeMix filter dropped them: relax the matching codemix threshold in the ingest options " \
+                "(see codeio/ingest/filters.py for each default)"
+
+
+def zero_output_advice(stages: list[dict[str, Any]]) -> list[str]:
+    """Why a run produced nothing, and what to change: one line per top reason."""
+    lines = []
+    for label, reason, count in top_reasons(stages):
+        head = reason.split(":", 1)[0]
+        advice = ADVICE.get(head)
+        if advice is None and label.startswith("ingest"):
+            advice = FILTER_ADVICE
+        lines.append(f"{label}: {count} x {reason}" + (f" -- {advice}" if advice else ""))
+    return lines or ["no source row was read: check the --source paths"]
 
 
 def render_summary(summary: dict[str, Any], console: Console | None = None) -> None:
@@ -91,8 +137,10 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
         tokens = (llm.get("prompt_tokens") or 0) + (llm.get("completion_tokens") or 0)
         state = "reused" if stage["reused"] else f"computed {stage['shards_computed']}/{stage['parts']}"
         table.add_row(stage["label"], str(stage["in"]), str(stage["out"]), str(stage["rejected"]),
-                      _reasons(stage["rejects_by_reason"]), state, str(llm.get("requests", 0) or 0), str(tokens))
+                      _reasons(stage["rejects_by_reason"], 6 if console.is_terminal else None), state,
+                      str(llm.get("requests", 0) or 0), str(tokens))
     console.print(table)
+    print_reasons_whole(summary["stages"], console)
     rounds = Table(title="pass rate per round")
     for column in ("round", "answered", "verified", "pass rate", "statuses"):
         rounds.add_column(column)
@@ -152,3 +200,47 @@ def publish_artifacts(summary: dict[str, Any]) -> None:
     for fmt, path in summary.get("exported", {}).items():
         target = path if "://" in path else Path(path).resolve().as_uri()
         create_link_artifact(link=target, link_text=f"exported samples ({fmt})", key=f"codeio-export-{fmt}")
+
+
+def render_ingest_summary(summary: dict[str, Any], console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"codeio ingest {summary['run_id']}")
+    for column in ("stage", "in", "out", "rejected", "rejects by reason", "state"):
+        table.add_column(column, justify="right" if column in ("in", "out", "rejected") else "left")
+    for stage in summary["stages"]:
+        state = "reused" if stage["reused"] else f"computed {stage['shards_computed']}/{stage['parts']}"
+        table.add_row(stage["label"], str(stage["in"]), str(stage["out"]), str(stage["rejected"]),
+                      _reasons(stage["rejects_by_reason"], 6 if console.is_terminal else None), state)
+    console.print(table)
+    print_reasons_whole(summary["stages"], console)
+    rules = summary["kept_by_rule"]
+    console.print("kept after each rule: " + ", ".join(f"{k}={v}" for k, v in rules.items()), soft_wrap=True)
+    if summary["contaminated"]:
+        console.print("contaminated (source / eval set): " + _reasons(summary["contaminated"], None), soft_wrap=True)
+    console.print(f"rows read: {summary['rows_read']}, kept: {summary['kept']}, rejected: {summary['rejected']} "
+                  f"(reconciled: {summary['reconciled']})  dataset: {summary['dataset']['uri']}", soft_wrap=True)
+
+
+def ingest_markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# codeio ingest `{summary['run_id']}`", "", f"rows read {summary['rows_read']}, kept "
+             f"{summary['kept']}, rejected {summary['rejected']}, reconciled: {summary['reconciled']}", "",
+             "| stage | in | out | rejected | rejects by reason |", "|---|---|---|---|---|"]
+    for stage in summary["stages"]:
+        lines.append(f"| {stage['label']} | {stage['in']} | {stage['out']} | {stage['rejected']} | "
+                     f"{_reasons(stage['rejects_by_reason'], None)} |")
+    lines += ["", "| rule | files kept |", "|---|---|"]
+    lines += [f"| {rule} | {count} |" for rule, count in summary["kept_by_rule"].items()]
+    if summary["contaminated"]:
+        lines += ["", "| source / eval set | contaminated files |", "|---|---|"]
+        lines += [f"| {name} | {count} |" for name, count in summary["contaminated"].items()]
+    return "\n".join(lines)
+
+
+def publish_ingest_artifacts(summary: dict[str, Any]) -> None:
+    from prefect.artifacts import create_markdown_artifact
+    from prefect.context import FlowRunContext
+
+    if FlowRunContext.get() is None:
+        return
+    create_markdown_artifact(markdown=ingest_markdown(summary), key="codeio-ingest",
+                             description="codeio ingest summary")

@@ -41,7 +41,7 @@ import itertools
 import os
 import re
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,7 @@ import yaml
 from prefect import flow, get_run_logger
 
 from codeio.settings import Settings, load_settings
+from flows.orchestrator import STOP_RUN, RunStopped, StopRequest
 from flows.pipeline import TASK_MIXES, local_cluster_kwargs, local_workers, open_store, run_pipeline
 
 # Ablation axes and what the pipeline accepts on each.
@@ -244,14 +245,45 @@ def shared_cluster(settings: Settings) -> Iterator[Settings]:
         yield settings.model_copy(update={"dask_address": cluster.scheduler_address})
 
 
-def _run_branch(settings: Settings, grid: SweepGrid, branch: Branch) -> dict[str, Any]:
+class BranchFailed(RuntimeError):
+    """A branch failed; the branches not started yet were not, the running ones stopped."""
+
+
+def _run_branch(settings: Settings, grid: SweepGrid, branch: Branch, stop: StopRequest) -> dict[str, Any] | None:
+    """One branch, unless another has failed (then None: not started). A failure sets
+    ``stop``, which running branches see before their next stage (``STOP_RUN``)."""
+    if stop.is_set():
+        return None
+    STOP_RUN.set(stop)  # in this branch's own context (a copy per branch)
     params = branch.params
-    return run_pipeline(settings, list(grid.sources), limit=grid.limit, teacher=params["teacher"],
-                        revision_rounds=params["revision_rounds"], pairs_per_function=params["pairs_per_function"],
-                        rejection_sampling=params["rejection_sampling"], task_mix=params["task_mix"],
-                        placement=params["placement"], wrong_answer_policy=params["wrong_answer_policy"],
-                        instance_fraction=params["instance_fraction"], subset_seed=grid.subset_seed,
-                        progress=False, kind="sweep-branch")
+    try:
+        return run_pipeline(settings, list(grid.sources), limit=grid.limit, teacher=params["teacher"],
+                            revision_rounds=params["revision_rounds"], pairs_per_function=params["pairs_per_function"],
+                            rejection_sampling=params["rejection_sampling"], task_mix=params["task_mix"],
+                            placement=params["placement"], wrong_answer_policy=params["wrong_answer_policy"],
+                            instance_fraction=params["instance_fraction"], subset_seed=grid.subset_seed,
+                            progress=False, kind="sweep-branch")
+    except BaseException as error:
+        stop.stop(f"branch {branch.name} failed ({type(error).__name__})")
+        raise
+
+
+def _run_branches(settings: Settings, grid: SweepGrid, pool: ThreadPoolExecutor) -> list[dict[str, Any]]:
+    """Every branch's summary, or, when one fails, ``BranchFailed`` once the others
+    have stopped (those not started yet never start)."""
+    stop = StopRequest()
+    futures = [pool.submit(contextvars.copy_context().run, _run_branch, settings, grid, branch, stop)
+               for branch in grid.branches]
+    wait(futures)
+    errors = [(branch, future.exception()) for branch, future in zip(grid.branches, futures) if future.exception()]
+    if errors:
+        skipped = [branch.name for branch, future in zip(grid.branches, futures)
+                   if not future.exception() and future.result() is None]
+        stopped = [b.name for b, e in errors if isinstance(e, RunStopped)]
+        branch, first = next(((b, e) for b, e in errors if not isinstance(e, RunStopped)), errors[0])
+        raise BranchFailed(f"branch {branch.name} failed: {type(first).__name__}: {first}; stopped: "
+                           f"{', '.join(stopped) or '-'}; not started: {', '.join(skipped) or '-'}") from first
+    return [future.result() for future in futures]
 
 
 def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -> dict[str, Any]:
@@ -278,9 +310,7 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
             # branches share datasets stage by stage: a lane holds the claims of all its stages, so a
             # branch that shares only the first of them would wait for another branch's whole lane
             branch_settings = cluster_settings.model_copy(update={"fuse_stages": False})
-            futures = [pool.submit(contextvars.copy_context().run, _run_branch, branch_settings, grid, branch)
-                       for branch in grid.branches]
-            summaries = [future.result() for future in futures]
+            summaries = _run_branches(branch_settings, grid, pool)
         result = summarize_sweep(grid, summaries, lineage, run_id, ingest)
         result["files"] = write_outputs(result, out_dir)
         publish_sweep_artifacts(result)

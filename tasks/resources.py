@@ -35,6 +35,8 @@ class RuntimeSpec:
     # the LLM client counts spend per object: a budgeted stage of a run gets its own ("run/stage"), so a
     # long-lived worker never charges one run's spend to another's budget; "" shares one client
     llm_scope: str = ""
+    # how ingestion shards reach s3:// sources: fsspec options (credentials: never in keys or lineage)
+    sources: StoreSpec | None = None
 
     def __repr__(self) -> str:  # never show credentials that the configs may carry
         return f"RuntimeSpec(store={self.store!r}, parallelism={self.parallelism})"
@@ -53,6 +55,23 @@ def _get(kind: str, key: Any, build):
             found = build()
             _resources[identity] = found
         return found
+
+
+def environment_fingerprint(preload: tuple[str, ...]) -> str:
+    """What collected pairs depend on besides the code: the Python version and the
+    versions of the preloaded third-party packages, in this process (the sandbox
+    servers run this process's interpreter). It enters collect_io's dataset key, so
+    upgrading numpy re-collects pairs instead of trusting old ones."""
+    import platform
+    from importlib import metadata
+
+    versions = []
+    for name in sorted(preload):
+        try:
+            versions.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            versions.append(name)  # a stdlib module: covered by the Python version
+    return f"{platform.python_implementation()}-{platform.python_version()}:" + ",".join(versions)
 
 
 def usable_cores() -> int:

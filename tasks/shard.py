@@ -53,7 +53,7 @@ class ShardOutcome:
     key: str
     part: int
     records_in: int
-    records_out: int
+    records_out: int  # kept, in the unit of records_in (functions for collect_io, which writes pairs)
     rejected: int
     rejects_by_reason: dict[str, int]
     stats: dict[str, Any]
@@ -85,6 +85,7 @@ def execute(job: ShardJob, schema: Schema, compute: Callable[[DataStore, ShardJo
             "seconds": round(time.perf_counter() - start, 4),
             "config": config_dict(job.config),
             "retryable": int(output.stats.get("retryable", 0)),  # transient failures: rerun this shard
+            "kept": len(output.records) if output.kept is None else output.kept,  # in the unit of records_in
         },
     )
     return _outcome(job, marker, cached=False)
@@ -96,7 +97,7 @@ def _outcome(job: ShardJob, marker: dict[str, Any], cached: bool) -> ShardOutcom
         key=job.key,
         part=job.part,
         records_in=int(marker["records_in"]),
-        records_out=int(marker["records"]),
+        records_out=int(marker.get("kept", marker["records"])),
         rejected=int(marker["rejected"]),
         rejects_by_reason=dict(marker.get("rejects_by_reason") or {}),
         stats=dict(marker.get("stats") or {}),

@@ -77,12 +77,33 @@ def test_raw_sources_without_an_endpoint_say_what_to_set(cli, tmp_path):
     corpus = tmp_path / "raw"
     corpus.mkdir()
     (corpus / "a.py").write_text("def add(a, b):\n    return a + b\n")
-    done = cli("run", "--source", f"dir:{corpus}", "--json")
+    done = cli("run", "--source", f"dir:{corpus}", "--json", check=False)
     summary = json.loads(done.stdout)
     normalize = next(s for s in summary["stages"] if s["stage"] == "normalize")
     assert normalize["rejects_by_reason"] == {"needs_llm": 1} and summary["samples"] == 0
+    # 0 samples is a failure, and the user is told why and what to set
+    assert done.returncode == 1, done.stderr
+    assert "produced 0 samples" in done.stderr and "normalize: 1 x needs_llm" in done.stderr
+    assert "CODEIO_LLM_BASE_URL" in done.stderr
     bad = cli("run", "--source", "csv:nope", check=False)
     assert bad.returncode == 2 and "expected one of" in bad.stderr
+
+
+def test_ingest_command_prints_every_reason_whole_and_fails_on_nothing_kept(cli, tmp_path):
+    """Off a terminal the summary prints each reject reason whole; a selection that
+    keeps nothing exits 1 with the top reasons and what to change."""
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = [{"content": "x = %d\n" % i, "path": f"/{i}.py"} for i in range(3)]
+    rows.append({"content": "print 'a python 2 script'\n" * 4 + "def f(a):\n    print a\n    return a * 2\n"})
+    (corpus / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    done = cli("ingest", "--source", f"corpus:{corpus}", "--codemix", check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "rejects ingest select: too_small=3, python2=1" in done.stdout
+    assert "produced 0 source files" in done.stderr and "keep_python2" in done.stderr
+    kept = cli("ingest", "--source", f"corpus:{corpus}", "--codemix", "--keep-python2", "--json", check=False)
+    summary = json.loads(kept.stdout)
+    assert kept.returncode == 0 and summary["kept"] == 1 and summary["kept_by_rule"]["python2_kept"] == 1
 
 
 def test_a_normalize_template_without_its_placeholder_is_a_clear_error(cli, tmp_path, prefect_harness):

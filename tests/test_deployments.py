@@ -20,14 +20,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PREFECT = Path(sys.executable).with_name("prefect")
 POOL = "codeio-pool"
 DEPLOYMENTS = {"codeio-pipeline": "codeio-pipeline", "codeio-nightly": "codeio-nightly",
-               "codeio-ablation-sweep": "codeio-ablation-sweep"}  # deployment -> flow name
+               "codeio-ablation-sweep": "codeio-ablation-sweep", "codeio-eval": "codeio-eval",
+               "codeio-ingest": "codeio-ingest"}  # deployment -> flow
 SERVER_START_S = 90.0
 RUN_TIMEOUT_S = 150.0
 POLL_S = 1.0
 FINAL_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 
 
-def test_prefect_yaml_declares_the_three_deployments():
+def test_prefect_yaml_declares_the_deployments():
     config = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     deployments = {d["name"]: d for d in config["deployments"]}
     assert set(deployments) == set(DEPLOYMENTS)

@@ -131,6 +131,38 @@ def test_offline_teacher_scores_all_output_questions_it_can_trace(tmp_path, pref
     assert report["scores"]["tasks"]["input"]["pass@1"] == 1.0
 
 
+def test_offline_teacher_on_cruxeval_is_right_wherever_json_holds_the_values(tmp_path, prefect_harness):
+    from codeio import prompting
+    from codeio.evaluation.benchmarks import parse_benchmark_spec, read_benchmark
+    from storage.store import DataStore
+
+    report = evaluate(make_settings(tmp_path), f"cruxeval:{CRUXEVAL}", teacher="offline")
+    questions = read_benchmark(parse_benchmark_spec(f"cruxeval:{CRUXEVAL}"), prompting.PromptTemplates.load()).questions
+
+    def is_json(text):
+        try:
+            json.loads(text)
+        except ValueError:
+            return False
+        return True
+
+    traceable = {q["instance_id"] for q in questions if is_json(q["input"]) and is_json(q["output"])}
+    judged = report["judgements_dataset"]
+    store = DataStore(str(tmp_path / "store"))
+    rows = [r for part in range(-(-2 * CRUX_ROWS // 7)) for r in store.read_part(judged["stage"], judged["key"], part)]
+    assert len(rows) == 2 * CRUX_ROWS
+    # output prediction: right for every function whose values JSON can carry (the tracer reports JSON)
+    outputs = [r for r in rows if r["task"] == "output"]
+    assert {r["question_id"] for r in outputs if r["correct"]} == {r["question_id"] for r in outputs} & traceable
+    assert len(traceable & {r["question_id"] for r in outputs}) == 7
+    # input prediction: its answer is the true input, run through f in the sandbox (it needs both values as JSON)
+    inputs = [r for r in rows if r["task"] == "input"]
+    assert {r["question_id"] for r in inputs if r["correct"]} == {r["question_id"] for r in inputs} & traceable
+    assert sum(r["correct"] for r in inputs) == 7
+    assert report["scores"]["tasks"]["output"]["failed"] + report["scores"]["tasks"]["output"]["statuses"].get(
+        "mismatch", 0) == CRUX_ROWS - 7
+
+
 def test_scores_in_lineage_and_compare_from_the_cli(tmp_path, prefect_harness, monkeypatch):
     from typer.testing import CliRunner
 

@@ -54,6 +54,11 @@ def test_cruxeval_rows_become_named_argument_questions(templates):
     first = [q for q in bench.questions if question_origin(q)["item_id"] == "sample_6"]
     output_q = next(q for q in first if q["task"] == "output")
     assert output_q["input"] == "{'a': 1, 'b': (2, 3)}" and output_q["output"] == "((2, 3), 1)"
+    # values JSON can hold exactly are stored as JSON, with a main_solution calling f (for the offline teacher)
+    counted = crux_questions_of(bench, "sample_4")["output"]
+    assert counted["input"] == '{"n": 10}' and counted["output"] == "18"
+    assert counted["main_code"].endswith("def main_solution(**arguments):\n    return f(**arguments)\n")
+    assert "main_solution" not in json.loads(counted["messages"])[0]["content"]
     prompt = json.loads(output_q["messages"])[0]["content"]
     assert "def f(a, b):" in prompt and "{'a': 1, 'b': (2, 3)}" in prompt and prompt.endswith('{"output": ...}')
     assert question_origin(output_q) | {"path": None} == {
@@ -104,9 +109,13 @@ def response(question, text, ok=True, error=None):
             "model": "m", "finish_reason": "stop", "prompt_tokens": 0, "completion_tokens": 0, "llm_call_id": None}
 
 
-def crux_questions(templates, item_id):
-    bench = read_benchmark(parse_benchmark_spec(f"cruxeval:{DATA / 'cruxeval.jsonl'}"), templates)
+def crux_questions_of(bench, item_id):
     return {q["task"]: q for q in bench.questions if question_origin(q)["item_id"] == item_id}
+
+
+def crux_questions(templates, item_id):
+    return crux_questions_of(read_benchmark(parse_benchmark_spec(f"cruxeval:{DATA / 'cruxeval.jsonl'}"), templates),
+                             item_id)
 
 
 def judged(executor, templates, pairs):

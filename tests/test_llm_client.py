@@ -354,3 +354,40 @@ def test_connection_errors_end_in_a_recorded_failure():
     assert not results[0].ok and results[0].attempts == 2
     assert results[0].error.startswith("connection") and "after 2 attempts" in results[0].error
     assert usage.failures_by_reason == {"connection": 1}
+
+
+def test_an_answer_is_never_used_unless_it_is_in_the_response_cache(tmp_path):
+    """A run killed right after ``complete`` returned must find every answer it used in
+    the cache. The store's cache folders are made immutable (chattr +i: even root
+    cannot add files there, reads still work): answers that cannot be written come
+    back as transient ``cache_write`` failures, and the next run asks for them again."""
+    import shutil
+    import subprocess
+
+    from codeio.llm.base import is_transient_failure
+    from storage.store import DataStore
+
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr (e2fsprogs) is not installed")
+    store = DataStore(str(tmp_path / "store"))
+    cache = store.kv("llm")
+    folders = [tmp_path / "store" / "cache" / "llm" / f"{i:02x}" for i in range(256)]
+    for folder in folders:
+        folder.mkdir(parents=True)
+    locked = subprocess.run(["chattr", "+i", *map(str, folders)], capture_output=True, text=True)
+    if locked.returncode != 0:
+        pytest.skip(f"this filesystem has no immutable flag: {locked.stderr.strip()}")
+    requests = [req(f"q{i}") for i in range(6)]
+    try:
+        with FakeLLMServer(echo) as server:
+            results, usage = OpenAIChatLLM(config_for(server, concurrency=3), cache).complete(requests)
+            assert len(server.requests) == 6
+        assert not [r for r, q in zip(results, requests) if r.ok and cache.get(q.cache_key()) is None]
+        assert all(not r.ok and r.error.startswith("cache_write:") and is_transient_failure(r.error) for r in results)
+        assert usage.failures_by_reason == {"cache_write": 6}
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, folders)], check=True)
+    with FakeLLMServer(echo) as server:  # the store is writable again: asked once more, then cached
+        results, _ = OpenAIChatLLM(config_for(server), cache).complete(requests)
+        assert len(server.requests) == 6
+    assert all(r.ok and cache.get(q.cache_key()) is not None for r, q in zip(results, requests))

@@ -82,3 +82,34 @@ def test_delta_files_keep_source_ids_and_origins(tmp_path):
     seen = {r["source_id"] for r in fresh[:2]}
     rest, _, already = new_records(specs, seen=seen, limit=None)
     assert already == 2 and not {r["source_id"] for r in rest} & seen
+
+
+def test_two_overlapping_nights_record_and_export_the_new_sources_once(env, prefect_harness):
+    """A nightly run started while another is still running must not process (and
+    record) the same new sources a second time: exports would hold them twice."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from codeio.settings import load_settings
+    from flows.nightly import read_ledger, run_nightly
+    from storage.store import DataStore
+
+    source = env / "incoming.jsonl"
+    source.write_text("\n".join(CORPUS.read_text().splitlines()[:3]) + "\n")
+    settings = load_settings()
+    together = threading.Barrier(2)
+
+    def night(name: str) -> dict:
+        together.wait()  # both start at once: each reads the ledger before the other has written it
+        return run_nightly(settings, [f"unified:{source}"], state_dir=str(env / "state"),
+                           out=str(env / f"{name}.jsonl"), teacher="offline", pairs_per_function=2,
+                           revision_rounds=0)
+
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(night, ["a", "b"]))
+    assert sorted(r["new_sources"] for r in results) == [0, 3]
+    assert len(read_ledger(DataStore(settings.store), "default")) == 1
+    for name in ("a", "b"):
+        exported = _samples(env / f"{name}.jsonl")
+        assert exported and len({s["sample_id"] for s in exported}) == len(exported)
+    assert _samples(env / "a.jsonl") == _samples(env / "b.jsonl")

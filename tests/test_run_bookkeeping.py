@@ -105,3 +105,24 @@ def test_a_failing_shard_keeps_the_books_of_the_shards_that_finished(prefect_har
     assert [(row["stage"], row["shard"], row["records_in"]) for row in rows] == [("spend", 0, 4)]
     assert json.loads(json.dumps(rows[0]["llm"]))["cost_usd"] == SPEND["cost_usd"]
     assert totals["cost_usd"] == SPEND["cost_usd"] and totals["llm_requests"] == SPEND["requests"]
+
+
+def test_collect_io_counts_functions_in_out_and_rejected(prefect_harness, env, tmp_path):
+    """Issue 13.9: in = out + rejected in one unit (functions), computed or reused; the
+    pairs written are a counter of their own."""
+    from flows.pipeline import codeio_pipeline
+    from storage.store import DataStore
+
+    rows = [json.loads(line) for line in (ROOT / "codeio" / "corpus" / "unified.jsonl").read_text().splitlines()[:3]]
+    rows[2]["ios"] = [{"input": {"nothing": 1}, "output": "never"}]  # cannot reproduce: the function is rejected
+    source = tmp_path / "three.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    for attempt in ("computed", "reused"):
+        summary = codeio_pipeline(sources=[f"unified:{source}"], revision_rounds=0)
+        collect = next(s for s in summary["stages"] if s["stage"] == "collect_io")
+        assert collect["reused"] is (attempt == "reused")
+        assert (collect["in"], collect["out"], collect["rejected"]) == (3, 2, 1), attempt
+        pairs = [row for frame in DataStore(str(env / "store")).iter_frames("collect_io", collect["key"])
+                 for row in frame.to_dicts()]
+        assert collect["counters"]["pairs"] == len(pairs) > 2 and len({p["function_id"] for p in pairs}) == 2
+        assert summary["reconciled"] is True

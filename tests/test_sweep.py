@@ -187,3 +187,26 @@ def test_teacher_axis_with_an_endpoint_plots_every_outcome(env, prefect_harness,
     assert "synthesize" not in shared_stages
     png = Path(result["files"]["plot"]).read_bytes()
     assert png.startswith(PNG_MAGIC)
+
+
+def test_a_failed_branch_stops_the_others_from_starting(env, prefect_harness, monkeypatch, tmp_path):
+    """Branch one fails (its placement renders a broken template override); the branches
+    queued behind it must not start, and so must not spend."""
+    from flows.sweep import BranchFailed
+
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    (prompts / "reference_code_response.v1.txt").write_text("${not_a_placeholder}", encoding="utf-8")
+    monkeypatch.setenv("CODEIO_PROMPT_DIR", str(prompts))
+    rows = (Path(__file__).resolve().parents[1] / "codeio" / "corpus" / "unified.jsonl").read_text().splitlines()
+    source = tmp_path / "two.jsonl"
+    source.write_text("\n".join(rows[:2]) + "\n")
+    grid = parse_grid({"name": "failing", "sources": [f"unified:{source}"], "max_parallel_branches": 1,
+                       "base": {"revision_rounds": 0},
+                       "branches": [{"placement": "response"}, {"placement": "prompt"}, {"placement": "none"}]})
+    with pytest.raises(BranchFailed, match="not started: code=prompt, code=none"):
+        run_sweep(load_settings(), grid, str(tmp_path / "out"))
+    lineage = LineageDB(f"sqlite:///{env / 'lineage.db'}")
+    kinds = sorted((run["kind"], run["status"]) for run in lineage.list_runs())
+    assert kinds == [("sweep", "failed"), ("sweep-branch", "failed")]
+    lineage.close()

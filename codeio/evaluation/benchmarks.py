@@ -6,7 +6,10 @@ Three formats (``KIND:PATH``, one JSON object per line):
   ``input`` is the positional arguments as Python literals (``"[1, 2], 3"``);
   ``output`` is a Python literal. Values may be tuples or sets, so these
   questions are judged by Python value (``format: python`` in their origin).
-  Optional ``category`` / ``difficulty`` group the scores.
+  Optional ``category`` / ``difficulty`` group the scores. Values are stored as
+  JSON where JSON holds them exactly, and the stored code gets a
+  ``main_solution`` that calls ``f``, so the offline teacher can answer them;
+  the prompt shows the row's own code and literals.
 - ``leetcode-o``: one problem per row: ``id``, ``difficulty``, optional
   ``category``, ``problem_description``, ``io_requirements``, ``refcode``
   (defines ``main_solution``) and ``examples`` (``[{"input": {...}, "output":
@@ -38,6 +41,9 @@ PYTHON, JSON = "python", "json"
 TASKS = ("output", "input")
 ENTRY = "main_solution"
 CRUXEVAL_ENTRY = "f"
+# Appended to the stored code (not to the prompt): the pipeline's entry point, so the
+# offline teacher traces a CRUXEval function as it traces any other.
+CRUXEVAL_MAIN = f"\n\ndef {ENTRY}(**arguments):\n    return {CRUXEVAL_ENTRY}(**arguments)\n"
 NO_GROUP = "-"
 CRUXEVAL_STATEMENT = ("The Python function `f` in the reference code below is called with the arguments given "
                       "by parameter name.")
@@ -205,12 +211,36 @@ def cruxeval_questions(row: dict[str, Any], number: int, bench: Benchmark,
     output_text = row["output"].strip()
     origin = _origin(bench, number, item_id, row, PYTHON)
     io_description = CRUXEVAL_IO.format(params=", ".join(params))
+    # stored values are JSON where JSON holds them exactly (then the offline teacher can answer too),
+    # else Python literals; read_value tells them apart
+    stored_input = json_text(ast.literal_eval(input_text)) or input_text
+    stored_output = json_text(ast.literal_eval(output_text)) or output_text
     out = []
     for task in TASKS:
         messages = python_prediction_messages(task, code, io_description,
                                               input_text if task == "output" else output_text, templates)
-        out.append(_question(bench, origin, 0, task, messages, code, input_text, output_text, templates, "prompt"))
+        out.append(_question(bench, origin, 0, task, messages, code + CRUXEVAL_MAIN, stored_input, stored_output,
+                             templates, "prompt"))
     return out
+
+
+def json_text(value: Any) -> str | None:
+    """JSON of ``value`` when it reads back as the same Python value (no tuples,
+    sets, non-string keys or non-finite floats), else None."""
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return None
+    return text if json.loads(text) == value else None
+
+
+def read_value(text: str) -> Any:
+    """A stored CRUXEval value: JSON, else a Python literal (``ast.literal_eval`` only).
+    Where both parse, they mean the same value."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return ast.literal_eval(text)
 
 
 def python_prediction_messages(task: str, code: str, io_description: str, given: str,

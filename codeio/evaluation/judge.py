@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 from codeio import prompting
 from codeio.answers import REASON_MISSING_KEY, REASON_NO_JSON, REASON_NOT_A_DICT, extract_answer, find_json_objects
-from codeio.evaluation.benchmarks import PYTHON, question_origin
+from codeio.evaluation.benchmarks import PYTHON, question_origin, read_value
 from codeio.execution import CallResult, ExecStatus, Executor, Limits, RunRequest
 from codeio.records import BOOL, INSTANCE, INT, RESPONSE, STR, Schema
 from codeio.stages import verify
@@ -134,10 +134,6 @@ def python_equal(predicted: Any, expected: Any) -> bool:
         return False
 
 
-def _literal(text: str) -> Any:
-    return ast.literal_eval(text)
-
-
 def _judge_python(responses: list[dict[str, Any]], by_id: dict[str, dict[str, Any]], config: JudgeConfig,
                   executor: Executor, parallelism: int) -> dict[str, dict[str, Any]]:
     verdicts: dict[str, dict[str, Any]] = {}
@@ -152,7 +148,7 @@ def _judge_python(responses: list[dict[str, Any]], by_id: dict[str, dict[str, An
             verdicts[response["response_id"]] = _verdict(UNPARSEABLE, None, reason or REASON_MISSING_KEY)
             continue
         if question["task"] == "output":
-            right = python_equal(value, _literal(question["output"]))
+            right = python_equal(value, read_value(question["output"]))
             verdicts[response["response_id"]] = _verdict("success" if right else "mismatch", value,
                                                           None if right else "value differs")
         else:
@@ -176,10 +172,10 @@ def _judge_python(responses: list[dict[str, Any]], by_id: dict[str, dict[str, An
 def _input_verdict(question: dict[str, Any], predicted: Any, result: CallResult) -> dict[str, Any]:
     if result.status is ExecStatus.OK:
         try:
-            actual = _literal(json.loads(result.value_json or "null") or "")
+            actual = ast.literal_eval(json.loads(result.value_json or "null") or "")
         except _LITERAL_ERRORS:
             return _verdict("mismatch", predicted, "the result is not a Python literal")
-        if python_equal(actual, _literal(question["output"])):
+        if python_equal(actual, read_value(question["output"])):
             return _verdict("success", predicted, None)
         return _verdict("mismatch", predicted, f"f returned {_cut(repr(actual))}")
     if result.status is ExecStatus.TIMEOUT:

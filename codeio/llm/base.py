@@ -16,7 +16,8 @@ from typing import Any, Protocol, Sequence
 # Failure reasons (the part of ChatResult.error before the colon) that another
 # attempt may fix: a shard holding such failures is written but not marked done,
 # so the next run retries exactly those calls (finished ones come from the cache).
-TRANSIENT_FAILURES = frozenset({"http_429", "timeout", "connection", "malformed", "budget_exhausted", "internal"})
+TRANSIENT_FAILURES = frozenset({"http_429", "timeout", "connection", "malformed", "budget_exhausted", "internal",
+                                "cache_write"})
 
 
 def is_transient_failure(error: str | None) -> bool:

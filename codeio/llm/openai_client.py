@@ -12,8 +12,12 @@ timeouts, connection errors, malformed bodies) are retried with exponential
 backoff and jitter, honouring ``Retry-After`` and ``x-ratelimit-*`` headers;
 other HTTP errors are not retried; a failed call is a ``ChatResult(ok=False)``
 with a short reason, never an exception. Every finished answer is written to
-the response cache as soon as it arrives, so a killed run pays for nothing
-twice. Requests and tokens per minute are paced by a token bucket shared per
+the response cache as soon as it arrives, on writer threads of its own, and
+before the request's slot is freed: no answer is returned (used) unless it is in
+the cache, so a run killed at any moment pays again only for the requests in
+flight (at most ``concurrency`` per process) and the few answers whose cache
+write had not finished; an answer that cannot be cached comes back as a
+transient failure (``cache_write``), retried by the next run. Requests and tokens per minute are paced by a token bucket shared per
 endpoint in the process; a spend cap stops new requests cleanly.
 
 The API key lives only in memory: it is not in ``repr`` of the config, and any
@@ -35,6 +39,7 @@ import random
 import re
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping, Sequence
 
@@ -54,6 +59,10 @@ PLACEHOLDER_API_KEY = "EMPTY"  # what local servers (vLLM, llama.cpp) accept whe
 DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")  # x-ratelimit-reset-* values: "1s", "6m0s", "20ms"
 REDACT_WINDOW = 12  # any run this long of the key is scrubbed from error text
 BUDGET_EXHAUSTED = "budget_exhausted"
+CACHE_WRITE_FAILED = "cache_write"  # a transient failure reason (codeio.llm.base.TRANSIENT_FAILURES)
+CACHE_WRITE_ATTEMPTS = 3
+CACHE_WRITE_BACKOFF_S = 0.2
+CACHE_WRITERS = 4  # threads that only write the response cache: a write never queues behind reads
 HTTP_BACKENDS = ("httpx", "aiohttp")
 
 
@@ -344,6 +353,7 @@ class _Runtime:
         self.thread.start()
         self._ready.wait()
         self.client, self.semaphore = asyncio.run_coroutine_threadsafe(self._build(config), self.loop).result()
+        self.cache_writer = ThreadPoolExecutor(max_workers=CACHE_WRITERS, thread_name_prefix="codeio-llm-cache-write")
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
@@ -372,6 +382,7 @@ class _Runtime:
             log.debug("closing the LLM client: %s", type(exc).__name__)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        self.cache_writer.shutdown(wait=True)
 
 
 class _Registry:
@@ -549,7 +560,7 @@ class OpenAIChatLLM:
                     if last.kind == "ok":
                         limiter.settle(last.prompt_tokens + last.completion_tokens - estimate)
                         # inside the slot: the answer is in the cache before the next request goes out
-                        return await self._finished(request, key, last, attempts, started, totals)
+                        return await self._finished(runtime, request, key, last, attempts, started, totals)
                 finally:
                     self._release(worst)
             if last.kind == "permanent":
@@ -626,7 +637,8 @@ class OpenAIChatLLM:
         return attempt
 
     async def _finished(
-        self, request: ChatRequest, key: str, got: _Attempt, attempts: int, started: float, totals: UsageTotals
+        self, runtime: _Runtime, request: ChatRequest, key: str, got: _Attempt, attempts: int, started: float,
+        totals: UsageTotals,
     ) -> ChatResult:
         cost = self.config.cost(request.model, got.prompt_tokens, got.completion_tokens)
         with self._lock:
@@ -648,7 +660,9 @@ class OpenAIChatLLM:
             call_id=key,
         )
         if result.ok and got.finish_reason != "length":
-            await self._cache_put(key, result)
+            error = await self._cache_put(runtime, key, result)
+            if error is not None:  # never used unless cached: the next run asks again
+                return self._failure(request, key, f"{CACHE_WRITE_FAILED}: {error}", attempts, started)
         return result
 
     def _failure(self, request: ChatRequest, key: str, error: str, attempts: int, started: float) -> ChatResult:
@@ -687,9 +701,10 @@ class OpenAIChatLLM:
             log.warning("ignoring an unreadable response-cache entry %s", key[:12])
             return None
 
-    async def _cache_put(self, key: str, result: ChatResult) -> None:
+    async def _cache_put(self, runtime: _Runtime, key: str, result: ChatResult) -> str | None:
+        """Write an answer to the cache (a few attempts); the error when it could not."""
         if self._cache is None:
-            return
+            return None
         entry = {
             "format": CACHE_FORMAT,
             "text": result.text,
@@ -699,10 +714,18 @@ class OpenAIChatLLM:
             "completion_tokens": result.completion_tokens,
         }
         blob = json.dumps(entry, ensure_ascii=False, sort_keys=True).encode("utf-8")
-        try:
-            await asyncio.to_thread(self._cache.put, key, blob)
-        except OSError as exc:
-            log.warning("response cache write failed for %s: %s", key[:12], type(exc).__name__)
+        loop = asyncio.get_running_loop()
+        for attempt in range(1, CACHE_WRITE_ATTEMPTS + 1):
+            try:
+                await loop.run_in_executor(runtime.cache_writer, self._cache.put, key, blob)
+                return None
+            except OSError as exc:
+                error = f"{type(exc).__name__}: {exc}"[:ERROR_TEXT_LIMIT]
+                log.warning("response cache write %d/%d failed for %s: %s", attempt, CACHE_WRITE_ATTEMPTS, key[:12],
+                            type(exc).__name__)
+            if attempt < CACHE_WRITE_ATTEMPTS:
+                await asyncio.sleep(CACHE_WRITE_BACKOFF_S * attempt)
+        return error
 
 
 def _read_completion(completion: Any, model: str) -> _Attempt | None:

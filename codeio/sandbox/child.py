@@ -177,17 +177,23 @@ class StateGuard:
     imported, and the attributes of the standard modules, of ``sys``/``builtins``
     and of every module the code refers to. When a call changed any of that,
     the rest of the batch runs in a fresh child.
+
+    The comparison costs a few microseconds: a dict's version tag changes on
+    every write to it, so the attributes are compared one by one only when a
+    watched dict was written to (a submodule imported on first use, say).
     """
 
     def __init__(self, namespace: dict[str, Any]) -> None:
         self.recursion_limit = sys.getrecursionlimit()
-        self.environ = dict(os.environ)
+        self.environ = dict(_environ_data())
         self.cwd = os.getcwd()
         self.path = list(sys.path)
         self.meta_path = list(sys.meta_path)
+        self.watched = [(vars(m), tuple(vars(m))) for m in self._watched(namespace)]
         self.modules = self._modules()
-        self.watched = [(m, tuple(vars(m))) for m in self._watched(namespace)]
         self.attributes = self._attributes()
+        self.tags = _version_tags([sys.modules] + [d for d, _ in self.watched])
+        self.tag_values = self.tags.read() if self.tags is not None else None
         self.threads = len(sys._current_frames())
         self.cwd_mtime = os.stat(self.cwd).st_mtime_ns
 
@@ -210,15 +216,16 @@ class StateGuard:
     def _attributes(self) -> list[tuple[int, ...]]:
         """Identity of every attribute the watched modules had after loading (added
         ones, like a submodule imported on first use, do not count)."""
-        return [tuple(map(id, map(vars(m).get, keys))) for m, keys in self.watched]
+        return [tuple(map(id, map(d.get, keys))) for d, keys in self.watched]
 
     def restore(self) -> None:
         """Put back what is cheap to put back."""
         if sys.getrecursionlimit() != self.recursion_limit:
             sys.setrecursionlimit(self.recursion_limit)
-        if os.environ != self.environ:
+        if _environ_data() != self.environ:
             os.environ.clear()
-            os.environ.update(self.environ)
+            os.environ.update({k.decode("utf-8", "surrogateescape"): v.decode("utf-8", "surrogateescape")
+                               for k, v in self.environ.items()})
         try:
             os.chdir(self.cwd)
         except OSError:
@@ -230,11 +237,57 @@ class StateGuard:
         """Did a call change what cannot be put back? (New imports are fine; a
         replaced or removed module, a patched attribute, a live thread, a file
         left in the work dir are not.)"""
+        if len(sys._current_frames()) != self.threads or os.stat(self.cwd).st_mtime_ns != self.cwd_mtime:
+            return True
+        if self.tags is not None:
+            now = self.tags.read()
+            if now == self.tag_values:
+                return False  # nothing watched was written to
         modules = self._modules()
-        return (modules[: len(self.modules)] != self.modules
-                or self._attributes() != self.attributes
-                or len(sys._current_frames()) != self.threads
-                or os.stat(self.cwd).st_mtime_ns != self.cwd_mtime)
+        if modules[: len(self.modules)] != self.modules or self._attributes() != self.attributes:
+            return True
+        if self.tags is not None:
+            self.tag_values = now  # written to, but only added to: the new tags are the reference
+        return False
+
+
+def _environ_data() -> dict[bytes, bytes]:
+    return os.environ._data  # type: ignore[attr-defined]  # the bytes mapping behind os.environ
+
+
+class _VersionTags:
+    """The version tags of some dicts (CPython 3.11-3.13 ``ma_version_tag``): read in C."""
+
+    def __init__(self, dicts: list[dict[Any, Any]]) -> None:
+        import ctypes
+
+        self.dicts = dicts  # kept alive: the addresses below point into them
+        self.cells = [ctypes.c_uint64.from_address(id(d) + _TAG_OFFSET) for d in dicts]
+
+    def read(self) -> list[int]:
+        return [cell.value for cell in self.cells]
+
+
+_TAG_OFFSET = 3 * 8  # PyObject_HEAD (refcount, type), ma_used, then ma_version_tag
+
+
+def _version_tags(dicts: list[dict[Any, Any]]) -> _VersionTags | None:
+    """Tags when this interpreter has them where expected (checked on a probe dict:
+    the tag must change on each write and not otherwise); else None, and every
+    check compares attributes one by one."""
+    if sys.implementation.name != "cpython" or not (3, 11) <= sys.version_info[:2] <= (3, 13):
+        return None
+    probe: dict[str, int] = {}
+    tags = _VersionTags([probe])
+    first = tags.read()
+    probe["a"] = 1
+    second = tags.read()
+    unchanged = tags.read()
+    probe["a"] = 2
+    third = tags.read()
+    if not (first != second == unchanged != third):
+        return None
+    return _VersionTags(dicts)
 
 
 class Child:

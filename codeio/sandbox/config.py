@@ -30,7 +30,8 @@ class SandboxConfig:
     python: str = sys.executable
     hashseed: int = 0  # PYTHONHASHSEED of the normal servers (reproducible set order)
     recheck_hashseed: int = 12345  # PYTHONHASHSEED of the determinism re-check servers
-    isolate_network: bool = True  # own network + mount namespace when the kernel allows
+    isolate_network: bool = True  # own user (unprivileged), network, mount, IPC, PID namespaces when the kernel allows
+    require_isolation: bool = False  # a missing guarantee (kernel refused a namespace, seccomp...) is an error
     uid_base: int = 61000  # unprivileged uids, one per server, when running as root
     uid_count: int = 1000
     lock_dir: str = "/run/codeio-sandbox"  # per-uid lock files: two executors never share a uid

@@ -43,6 +43,10 @@ class ServerFailure(Exception):
     """A fork server died, hung or broke the protocol (infrastructure, not user code)."""
 
 
+class IsolationUnavailable(RuntimeError):
+    """``require_isolation`` is set and the kernel refused part of the isolation."""
+
+
 def _clean_env(hashseed: int, package_root: str) -> dict[str, str]:
     """The only environment a server (and so every child) ever sees: no secrets."""
     env = {
@@ -179,6 +183,7 @@ class _Server:
             "preload": list(cfg.preload),
             "parent_pid": os.getpid(),
             "isolate_network": cfg.isolate_network,
+            "package_root": self.owner.package_root,
             "work_root": os.path.join(f"{cfg.work_root}-{os.geteuid()}", f"{os.getpid()}-{self.slot}-{self.hashseed}"),
         }
         self.proc = self.owner.launcher.popen(
@@ -203,8 +208,13 @@ class _Server:
             if not self.info.get("child_imports_ok", True):
                 _LOG.warning("sandbox uid cannot read the Python library under %s: modules that are not "
                              "preloaded will fail to import in the sandbox", self.owner.config.python)
-            for note in self.info.get("notes", ()):
-                _LOG.warning("sandbox server: %s", note)
+            notes = list(self.info.get("notes", ()))
+            if notes and self.owner.config.require_isolation:
+                self.stop()
+                raise IsolationUnavailable("sandbox isolation is incomplete and CODEIO_SANDBOX_REQUIRE_ISOLATION "
+                                           "is set: " + "; ".join(notes))
+            for note in notes:
+                _LOG.warning("SANDBOX ISOLATION INCOMPLETE: %s", note)
         return self.info
 
     def _read(self, deadline: float) -> dict[str, Any]:
@@ -443,5 +453,18 @@ def _to_call_result(item: Any) -> CallResult:
 
 
 def create_executor(config: SandboxConfig | None = None) -> SandboxExecutor:
-    """A ready-to-use, thread-safe executor; servers start in the background."""
-    return SandboxExecutor(config or SandboxConfig())
+    """A ready-to-use, thread-safe executor; servers start in the background
+    (with ``require_isolation``, the first is awaited: missing isolation fails here)."""
+    executor = SandboxExecutor(config or SandboxConfig())
+    if executor.config.require_isolation:
+        try:
+            executor.server_info()
+        except BaseException:
+            executor.close()
+            raise
+    return executor
+
+
+def missing_guarantees(executor: SandboxExecutor) -> list[str]:
+    """What the kernel refused, one sentence per lost guarantee (empty: full isolation)."""
+    return list(executor.server_info().get("notes", ()))

@@ -3,30 +3,27 @@ environment (no secrets ever), which preloads modules once and forks one
 isolated child per batch of calls. Run as
 ``python -P -m codeio.sandbox.server CONFIG_JSON`` by :mod:`codeio.sandbox.pool`.
 
-Isolation of a child, in order (see ``_isolate`` and ``_apply_limits``):
+Once per server (``setup``, with :mod:`codeio.sandbox.isolation`): a user
+namespace when not root, then network, mount, IPC and PID namespaces (the
+server becomes init of the latter), the preloads, then a minimal filesystem
+view. Per child, in order (see ``_isolate`` and ``_apply_limits``):
 
 - own session/process group; stdin is /dev/null; stdout/stderr go to a file
   in its private work dir (RLIMIT_FSIZE caps it) and, at Python level, to a
   sink that ends the call with OUTPUT_LIMIT past ``max_output_bytes``;
-- as root: an unprivileged uid leased to this server alone (61000 + n), so it
-  can neither signal the server nor write outside its work dir, and
-  RLIMIT_NPROC holds (no fork, no thread unless ``max_processes`` > 0);
+- as root: an unprivileged uid leased to this server alone (61000 + n);
+  unprivileged: no capability left;
+- a seccomp filter (no sockets, ptrace, mounts, namespaces, keyctl, bpf...);
 - RLIMIT_AS / CPU / FSIZE / NPROC / NOFILE / CORE from the request;
-- the server lives in its own network namespace (no interface up: every
-  connect fails) and mount namespace, where /tmp, /var/tmp, /dev/shm and
-  /run/lock are private root-owned tmpfs: nothing written there leaves it;
 - per-call deadline enforced from outside: the child reports one frame per
   call and its process group is SIGKILLed when a frame is late; after each
-  batch, ``kill(-1)`` from the sandbox uid reaps escapees (setsid) when the
-  code was allowed to fork; PR_SET_PDEATHSIG ties children to the server and
-  the server to its owner.
+  batch, ``kill(-1)`` reaps escapees (setsid, double fork) when the code was
+  allowed to fork; PR_SET_PDEATHSIG ties children to the server and the
+  server to its owner.
 
-Fallbacks (logged as "notes" by the pool): without root, no uid switch (the
-child runs as the caller's uid: it could read the caller's /proc environ and
-write where the caller can; namespaces are unavailable, so network is blocked
-only at Python level by an audit hook and /tmp is shared). Run the pipeline as
-root in its container, or give it CAP_SYS_ADMIN + CAP_SETUID, for full
-isolation.
+Whatever the kernel refuses is a "note" naming the lost guarantee (logged by
+the pool, an error with ``require_isolation``); docs/SANDBOX.md lists what
+each mode isolates.
 """
 
 from __future__ import annotations
@@ -43,22 +40,13 @@ import sys
 import time
 from typing import Any, NamedTuple
 
-from codeio.sandbox import frames
+from codeio.sandbox import frames, isolation
 from codeio.sandbox.protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
 
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 CHILD_PROCESS_NAME = b"codeio-sandbox"
 PR_SET_CHILD_SUBREAPER = 36
-CLONE_NEWNS = 0x00020000
-CLONE_NEWNET = 0x40000000
-MS_REC = 16384
-MS_PRIVATE = 1 << 18
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_RDONLY = 1
-MS_REMOUNT = 32
-MS_BIND = 4096
 PRIVATE_TMPFS_DIRS = ("/tmp", "/var/tmp", "/dev/shm", "/run/lock")
 PRIVATE_TMPFS_SIZE = "256m"  # all work dirs of one server together (files are also capped by RLIMIT_FSIZE)
 WORK_ROOT_NS = "/tmp"  # inside the server's own mount namespace
@@ -87,24 +75,8 @@ class WarmChild(NamedTuple):
     workdir: str
 
 
-def _prctl(option: int, arg: int) -> None:
-    if _libc.prctl(option, arg, 0, 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _unshare(flags: int) -> None:
-    if _libc.unshare(flags) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-def _mount(source: str, target: str, fstype: str | None, flags: int, data: str | None) -> None:
-    rc = _libc.mount(source.encode(), target.encode(), fstype.encode() if fstype else None,
-                     ctypes.c_ulong(flags), data.encode() if data else None)
-    if rc != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"mount {target}: {os.strerror(err)}")
+_prctl = isolation.prctl
+_mount = isolation.mount
 
 
 def _code_paths_under(target: str) -> list[str]:
@@ -132,8 +104,8 @@ def _bind_back_read_only(kept: list[tuple[str, int]]) -> None:
     for path, fd in kept:
         try:
             os.makedirs(path, mode=0o755, exist_ok=True)
-            _mount(f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC, None)
-            _mount("none", path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, None)
+            _mount(f"/proc/self/fd/{fd}", path, None, isolation.MS_BIND | isolation.MS_REC, None)
+            _mount("none", path, None, isolation.MS_BIND | isolation.MS_REMOUNT | isolation.MS_RDONLY | isolation.MS_NOSUID | isolation.MS_NODEV, None)
         finally:
             os.close(fd)
 
@@ -144,8 +116,12 @@ class Server:
         self.uid: int | None = cfg.get("uid")
         self.slot = cfg["slot"]
         self.is_root = os.geteuid() == 0
+        self.userns = False
         self.netns = False
         self.mountns = False
+        self.pidns = False
+        self.fs_view = False
+        self.seccomp = False
         self.notes: list[str] = []
         self.work_root = cfg["work_root"]
         self.batch = 0
@@ -158,36 +134,84 @@ class Server:
         _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if os.getppid() != self.cfg["parent_pid"]:
             os._exit(0)  # the owner died before PDEATHSIG was armed
+        if self.cfg.get("isolate_network", True):
+            self._enter_isolation()
+        else:
+            self.notes.append("isolation turned off in the configuration")
         try:
             _prctl(PR_SET_CHILD_SUBREAPER, 1)
         except OSError as exc:
             self.notes.append(f"no subreaper: {exc}")
-        if self.cfg.get("isolate_network", True):
-            self._enter_namespaces()
         self._preload()
+        if self.pidns and self.mountns:
+            try:
+                isolation.build_root(self.cfg["package_root"], with_proc=True)
+                self.fs_view = True
+                self.work_root = WORK_ROOT_NS
+            except OSError as exc:
+                self.notes.append(f"no minimal filesystem view ({exc}): host files readable by the sandbox uid "
+                                  "are visible")
+        if self.mountns and not self.fs_view:
+            self._private_tmp()
         if not self.mountns:
             os.makedirs(self.work_root, mode=0o711, exist_ok=True)
             os.chmod(self.work_root, 0o711)
+        self.seccomp = self._probe_seccomp()
 
-    def _enter_namespaces(self) -> None:
+    def _enter_isolation(self) -> None:
+        """User namespace when unprivileged, then net/mount/IPC/PID; as init of
+        the PID namespace this process cannot be signalled by its children."""
+        if not self.is_root:
+            try:
+                isolation.enter_user_namespace()
+                self.userns = True
+            except OSError as exc:
+                self.notes.append(f"no user namespace ({exc.strerror}): without root, no namespace at all")
+                return
+        got = isolation.enter_namespaces(self.notes)
+        self.netns, self.mountns, self.pidns = got["net"], got["mount"], got["pid"]
+        if self.pidns:
+            isolation.become_namespace_init()
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # tied to the holder outside, which is tied to the owner
+            self.pid = os.getpid()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
+                signal.signal(sig, signal.SIG_DFL)  # init ignores default-handled signals from its namespace
+        if self.userns:
+            isolation.set_not_dumpable()
+
+    def _probe_seccomp(self) -> bool:
+        if not isolation.seccomp_available():
+            self.notes.append(f"no seccomp filter for {os.uname().machine}: syscalls are not filtered")
+            return False
+        pid = os.fork()
+        if pid == 0:
+            try:
+                isolation.install_seccomp()
+                ok = _libc.unshare(0) != 0  # refused now (EPERM)
+            except BaseException:  # noqa: BLE001 - reported through the exit code
+                ok = False
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+            return True
+        self.notes.append("seccomp filter refused by the kernel: syscalls are not filtered")
+        return False
+
+    def _private_tmp(self) -> None:
+        """Without the minimal view: private tmpfs over the shared temporary folders,
+        with the code paths under them bound back read-only."""
         try:
-            _unshare(CLONE_NEWNET)
-            self.netns = True
-        except OSError as exc:
-            self.notes.append(f"network namespace unavailable ({exc}); network not cut")
-        try:
-            _unshare(CLONE_NEWNS)
-            _mount("none", "/", None, MS_REC | MS_PRIVATE, None)
+            _mount("none", "/", None, isolation.MS_REC | isolation.MS_PRIVATE, None)
             for target in PRIVATE_TMPFS_DIRS:
                 if os.path.isdir(target):
                     keep = _opened(_code_paths_under(target))
                     # root-owned 0755: the sandbox uid can write only in its own work dir
-                    _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0755,size={PRIVATE_TMPFS_SIZE}")
+                    _mount("tmpfs", target, "tmpfs", isolation.MS_NOSUID | isolation.MS_NODEV, f"mode=0755,size={PRIVATE_TMPFS_SIZE}")
                     _bind_back_read_only(keep)
-            self.mountns = True
             self.work_root = WORK_ROOT_NS
         except OSError as exc:
-            self.notes.append(f"mount namespace unavailable ({exc}); /tmp shared")
+            self.mountns = False
+            self.notes.append(f"private /tmp unavailable ({exc}); /tmp shared")
 
     def _preload(self) -> None:
         self.preloaded: dict[str, str] = {}
@@ -241,8 +265,12 @@ class Server:
             "implementation": sys.implementation.name,
             "preloaded": self.preloaded,
             "missing": self.missing,
+            "userns": self.userns,
             "netns": self.netns,
             "mountns": self.mountns,
+            "pidns": self.pidns,
+            "fs_view": self.fs_view,
+            "seccomp": self.seccomp,
             "uid": self.uid if self.is_root else None,
             "notes": self.notes,
             "child_imports_ok": self.probe_child_imports(),
@@ -297,7 +325,7 @@ class Server:
                 self._isolate(w, jr, workdir)
                 job = FrameReader(CHILD_JOB_FD).read(None)
                 os.close(CHILD_JOB_FD)
-                _apply_limits(job["limits"])
+                _apply_limits(job["limits"], self._nproc_base())
                 from codeio.sandbox.child import child_main
 
                 child_main(job, CHILD_CHANNEL_FD, int(job["start"]))
@@ -359,6 +387,8 @@ class Server:
             os.setgroups([])
             os.setgid(self.uid)
             os.setuid(self.uid)
+        elif self.userns:
+            isolation.drop_capabilities()
         log = os.open("output.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.dup2(log, 1)
         os.dup2(log, 2)
@@ -372,8 +402,19 @@ class Server:
             signal.signal(sig, signal.SIG_DFL)
         if not self.netns:
             sys.addaudithook(_deny_network)  # weaker fallback: Python-level sockets only
+        if self.seccomp:
+            isolation.install_seccomp()
         sys.argv = ["main"]
         sys.dont_write_bytecode = True
+
+    def _nproc_base(self) -> int:
+        """RLIMIT_NPROC counts every process of the uid. As root the child has a uid
+        of its own (base 0); in a user namespace with its own PID namespace, the
+        server's uid also runs the server, its holder and this child: they are the
+        base (the visible processes plus the holder, minus this child)."""
+        if self.is_root or not (self.userns and self.fs_view):
+            return 0
+        return sum(1 for e in os.listdir("/proc") if e.isdigit())
 
     def _finish_child(self, child: WarmChild) -> tuple[int, float]:
         """SIGKILL the child's group, reap it, return (wait status, cpu seconds)."""
@@ -399,7 +440,7 @@ class Server:
         return status, cpu
 
     def _cleanup(self, workdir: str, max_processes: int) -> None:
-        if max_processes > 0 and self.is_root and self.uid is not None:
+        if max_processes > 0 and ((self.is_root and self.uid is not None) or self.pidns):
             self._reap_uid()
         while True:  # orphans re-parented to us (subreaper)
             try:
@@ -409,17 +450,22 @@ class Server:
             if pid == 0:
                 break
         _remove_tree(workdir)
-        if not self.mountns and self.is_root and self.uid is not None:
+        if self.fs_view:
+            for folder in PRIVATE_TMPFS_DIRS:  # nothing a child left there reaches the next one
+                _empty(folder)
+        elif not self.mountns and self.is_root and self.uid is not None:
             _remove_owned(self.uid)
 
     def _reap_uid(self) -> None:
-        """kill(-1, SIGKILL) from the sandbox uid: ends every escapee of this slot."""
+        """kill(-1, SIGKILL) from the sandbox uid, or from inside the PID namespace
+        (where it reaches every process but init): ends every escapee of this slot."""
         pid = os.fork()
         if pid == 0:
             try:
-                os.setgroups([])
-                os.setgid(self.uid)
-                os.setuid(self.uid)
+                if self.is_root and self.uid is not None:
+                    os.setgroups([])
+                    os.setgid(self.uid)
+                    os.setuid(self.uid)
                 os.kill(-1, signal.SIGKILL)
             except BaseException:  # noqa: BLE001
                 pass
@@ -613,13 +659,13 @@ def _deny_network(event: str, args: tuple[Any, ...]) -> None:
         raise PermissionError(f"network access is not allowed in the sandbox ({event})")
 
 
-def _apply_limits(limits: dict[str, Any]) -> None:
+def _apply_limits(limits: dict[str, Any], nproc_base: int = 0) -> None:
     _setrlimit(resource.RLIMIT_CPU, int(limits["cpu_s"]) + 1)
     _setrlimit(resource.RLIMIT_AS, int(limits["memory_mb"]) << 20)
     _setrlimit(resource.RLIMIT_FSIZE, int(limits["max_file_bytes"]))
     _setrlimit(resource.RLIMIT_CORE, 0)
     _setrlimit(resource.RLIMIT_NOFILE, NOFILE_LIMIT)
-    _setrlimit(resource.RLIMIT_NPROC, 1 + int(limits["max_processes"]))
+    _setrlimit(resource.RLIMIT_NPROC, nproc_base + 1 + int(limits["max_processes"]))
 
 
 def _setrlimit(which: int, value: int) -> None:
@@ -648,6 +694,18 @@ def _remove_tree(path: str) -> None:
         os.rmdir(path)
     except OSError:
         pass
+
+
+def _empty(folder: str) -> None:
+    try:
+        entries = [entry.path for entry in os.scandir(folder)]
+    except OSError:
+        return
+    for path in entries:
+        if os.path.isdir(path) and not os.path.islink(path):
+            _remove_tree(path)
+        else:
+            _unlink(path)
 
 
 def _unlink(path: str) -> None:

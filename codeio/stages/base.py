@@ -18,6 +18,9 @@ class StageOutput:
     records: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[dict[str, str]] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)
+    # the stage's unit kept, when its records are not that unit (collect_io counts functions in,
+    # kept and rejected, and writes pairs): the summary's out, so that in = out + rejected
+    kept: int | None = None
 
     def rejects_by_reason(self) -> dict[str, int]:
         return dict(Counter(r["reason"] for r in self.rejects))

@@ -57,16 +57,20 @@ def collect_io_shard(
     READS.check(functions)
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
         outcomes = list(pool.map(lambda f: _collect_one(f, config, executor), functions))
-    out = StageOutput(stats={"functions_in": len(functions), "functions_kept": 0, "pairs_dropped": {}})
+    # counted in functions (in = kept + rejected); the pairs written are a counter
+    out = StageOutput(stats={"functions_in": len(functions), "functions_kept": 0, "pairs": 0, "pairs_dropped": {}},
+                      kept=0)
     for outcome in outcomes:
         if outcome.reject is not None:
             out.rejects.append(outcome.reject)
         else:
             out.stats["functions_kept"] += 1
+            out.stats["pairs"] += len(outcome.pairs)
             out.records.extend(outcome.pairs)
         for dropped in outcome.dropped:
             reason = dropped["reason"]
             out.stats["pairs_dropped"][reason] = out.stats["pairs_dropped"].get(reason, 0) + 1
+    out.kept = out.stats["functions_kept"]
     return out
 
 

@@ -1,0 +1,295 @@
+"""Throughput, overhead and memory of ingestion with every filter and dedup on, over
+a synthetic corpus of Parquet shards (default 100k files).
+
+    .venv/bin/python benchmarks/ingest_scale.py [--files 100000] [--shard-size 5000] [--shards 20]
+
+The corpus is deterministic: small Python programs from a dozen templates with
+varied names and constants (so MinHash sees distinct files), plus about 3% exact
+duplicates (whitespace changed), 3% near duplicates (one line changed), 2% too
+small, 1% Python 2, 1% low int_score, written as ``--shards`` Parquet files in a
+temp dir. It is ingested twice, in this process run, each into an empty store:
+
+- "direct": the ingestion tasks' own functions (``tasks.shard.execute`` with
+  ``tasks.ingest_shards``' select / resolve / finalize: the same reads, stage
+  calls, writes and completion markers as the flow's tasks, as plain calls), the
+  shards spread over as many worker processes as the flow's task runner has, no
+  Prefect, no Dask, no lineage;
+- "flow": the ``codeio-ingest`` flow with the production defaults (Dask
+  LocalCluster, lineage in SQLite, markers, manifests, claims).
+
+Options: CodeMix filters, PyEdu-R selection (int_score + reasoning focus) and
+near dedup (MinHash LSH, 0.7). files/s is the flow's; orchestration share is
+``(flow - direct) / flow``; peak RSS is the largest summed RSS of this process
+and all its descendants (flow process, API server, Dask workers) during either
+run, sampled every 0.25 s (shared pages counted per process: an upper bound).
+
+Last line: ``files_per_s=<x> orchestration_share=<x> peak_rss_mb=<n>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import builtins
+import keyword
+import os
+import random
+import re
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+for path in (ROOT, ROOT / "benchmarks"):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from pipeline_scale import TreeMemory, share_api_server, warm_prefect  # noqa: E402
+
+MiB = 2 ** 20
+OPTIONS = {"codemix": True, "pyedu": {"min_int_score": 3, "min_reasoning": 0.5}, "dedup": {"threshold": 0.7}}
+
+TEMPLATES = [
+    '''"""Simulate {noun} growth over {n} steps."""
+import random
+
+
+class {Cls}:
+    def __init__(self, size, rate):
+        self.size = size
+        self.rate = rate
+        self.history = []
+
+    def step(self):
+        self.size += int(self.size * self.rate) - {k}
+        self.history.append(self.size)
+        return self.size
+
+
+def simulate_{name}(start, rate, steps={n}):
+    model = {Cls}(start, rate)
+    for _ in range(steps):
+        model.step()
+    return {{"final": model.size, "peak": max(model.history or [start])}}
+''',
+    '''import math
+
+
+def {name}_distance(points):
+    """Total length of the path through the {noun} points."""
+    total = 0.0
+    for (x1, y1), (x2, y2) in zip(points, points[1:]):
+        total += math.hypot(x2 - x1, y2 - y1)
+    return round(total * {k}, 3)
+
+
+def {name}_area(points):
+    area = 0.0
+    for i in range(len(points)):
+        x1, y1 = points[i]
+        x2, y2 = points[(i + 1) % len(points)]
+        area += x1 * y2 - x2 * y1
+    return abs(area) / 2 + {n}
+''',
+    '''def {name}_schedule(tasks, workers={n}):
+    """Assign {noun} tasks to the least loaded worker."""
+    loads = [0] * workers
+    plan = {{}}
+    for task, cost in sorted(tasks.items(), key=lambda kv: -kv[1]):
+        worker = loads.index(min(loads))
+        loads[worker] += cost + {k}
+        plan[task] = worker
+    return plan, max(loads)
+
+
+class {Cls}Queue:
+    def __init__(self):
+        self.items = []
+
+    def push(self, item):
+        self.items.append(item)
+
+    def pop(self):
+        return self.items.pop(0) if self.items else None
+''',
+    '''from fractions import Fraction
+
+
+def {name}_probability(dice, target):
+    """Probability that {n} {noun} dice sum to the target."""
+    ways = {{0: 1}}
+    for _ in range(dice):
+        nxt = {{}}
+        for total, count in ways.items():
+            for face in range(1, 7):
+                nxt[total + face] = nxt.get(total + face, 0) + count
+        ways = nxt
+    return Fraction(ways.get(target, 0), 6 ** dice) * {k}
+''',
+]
+NOUNS = ["rabbit", "bacteria", "orbit", "traffic", "market", "forest", "river", "engine", "ledger", "signal",
+         "crystal", "planet", "voter", "tower", "garden", "reactor"]
+
+
+KEEP_NAMES = set(keyword.kwlist) | set(dir(builtins)) | {"math", "random", "fractions", "Fraction", "self", "hypot",
+                                                         "items", "append", "index", "pop", "get", "extend"}
+IDENTIFIER = re.compile(r"\b[A-Za-z_][A-Za-z_0-9]*\b")
+
+
+def program(index: int) -> str:
+    """A distinct program: a template with its own constants and every local name
+    made file-specific (real files share few 5-grams of tokens unless copied)."""
+    rng = random.Random(index)
+    noun = f"{rng.choice(NOUNS)}{index}"
+    text = TEMPLATES[index % len(TEMPLATES)].format(
+        name=noun, noun=noun, Cls=noun.capitalize() + "Model", n=rng.randint(2, 99), k=rng.randint(1, 9))
+    suffix = f"{rng.choice(NOUNS)[:3]}{index}"
+    lines = text.split("\n")
+    code = [line if line.lstrip().startswith(('"""', "#")) else IDENTIFIER.sub(
+        lambda m: m.group(0) if m.group(0) in KEEP_NAMES else f"{m.group(0)}_{suffix}", line) for line in lines]
+    extra = "\n".join(f"{noun}_const_{j} = {rng.randint(0, 10 ** 6)}  # {rng.choice(NOUNS)}" for j in range(4))
+    return "\n".join(code) + "\n" + extra + "\n"
+
+
+def corpus_rows(start: int, count: int) -> list[dict[str, Any]]:
+    rows = []
+    for index in range(start, start + count):
+        kind = index % 100
+        content = program(index)
+        int_score = 3 + index % 3
+        if kind in (1, 2, 3) and index > 100:  # exact duplicate of an earlier file, whitespace changed
+            content = program(index - 80).replace("\n", "   \n")
+        elif kind in (4, 5, 6) and index > 100:  # near duplicate: one line changed
+            content = program(index - 70).replace("return", "return  0 +", 1)
+        elif kind in (7, 8):
+            content = f"x = {index}\n"
+        elif kind == 9:
+            content = "print 'legacy %d'\n" % index * 3 + "def f(a):\n    print a\n    return a\n"
+        elif kind == 10:
+            int_score = 1
+        rows.append({"blob_id": f"{index:08x}", "repo_name": f"bench/repo{index % 97}", "path": f"/src/f{index}.py",
+                     "length_bytes": len(content), "score": int_score + 0.3, "int_score": int_score,
+                     "content": content})
+    return rows
+
+
+def write_corpus(folder: Path, files: int, shards: int) -> None:
+    import polars as pl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    per = -(-files // shards)
+    for shard in range(shards):
+        start = shard * per
+        count = max(0, min(per, files - start))
+        if count:
+            pl.DataFrame(corpus_rows(start, count)).write_parquet(folder / f"train-{shard:05d}.parquet",
+                                                                  row_group_size=1000)
+
+
+# ---- direct run --------------------------------------------------------------------------
+def _execute(job_and_kind: tuple[Any, str]) -> int:
+    from codeio.ingest import select
+    from tasks import ingest_shards
+    from tasks.shard import execute
+
+    job, kind = job_and_kind
+    compute = {"select": (select.CANDIDATE, ingest_shards._select),
+               "finalize": (select.SOURCE_FILE, ingest_shards._finalize)}[kind]
+    return execute(job, *compute).records_out
+
+
+def run_direct(corpus: Path, settings: Any, workers: int) -> tuple[float, int]:
+    """Select on every shard, resolve, finalize, with the tasks' functions; no Prefect."""
+    import dataclasses
+    import json
+    import multiprocessing
+
+    from codeio.ingest import select
+    from codeio.sources import parse_source_specs
+    from flows.ingest import ingest_options, plan_ingest, source_storage_options
+    from flows.pipeline import open_store, sandbox_config
+    from storage.store import StoreSpec
+    from tasks import ingest_shards
+    from tasks.resources import RuntimeSpec
+    from tasks.shard import DatasetRef, ShardJob, execute
+
+    start = time.perf_counter()
+    store = open_store(settings)
+    options = ingest_options(OPTIONS)
+    config, parts = plan_ingest(parse_source_specs([f"corpus:{corpus}"]), options, settings, store, None)
+    runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None,
+                          sources=StoreSpec("sources", json.dumps(source_storage_options(settings))))
+    candidates, decisions = DatasetRef("ingest_select", "direct-select", parts), DatasetRef("ingest_dedup", "direct-dedup", 1)
+    select_jobs = [(ShardJob("ingest_select", candidates.key, part, config, {}, runtime), "select")
+                   for part in range(parts)]
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        list(pool.map(_execute, select_jobs))
+        resolve = ShardJob("ingest_dedup", decisions.key, 0, options.dedup, {"candidates": candidates}, runtime)
+        execute(resolve, select.DECISION, ingest_shards._resolve)
+        finalize_jobs = [(dataclasses.replace(job, stage="ingest", key="direct-ingest", config=None,
+                                              inputs={"candidates": candidates, "decisions": decisions}), "finalize")
+                         for job, _ in select_jobs]
+        kept = sum(pool.map(_execute, finalize_jobs))
+    return time.perf_counter() - start, kept
+
+
+def run_flow(corpus: Path) -> tuple[float, dict[str, Any]]:
+    from flows.ingest import codeio_ingest
+
+    start = time.perf_counter()
+    summary = codeio_ingest(sources=[f"corpus:{corpus}"], options=OPTIONS)
+    return time.perf_counter() - start, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=100_000)
+    parser.add_argument("--shards", type=int, default=20, help="Parquet files")
+    parser.add_argument("--shard-size", type=int, default=5000, help="rows per ingestion shard (CODEIO_SHARD_SIZE)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="codeio-ingest-scale-"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "300")  # a loaded machine starts slowly
+    os.environ.setdefault("PREFECT_HOME", str(work / "prefect-home"))
+    os.environ["CODEIO_SHARD_SIZE"] = str(args.shard_size)
+    corpus = work / "corpus"
+    began = time.perf_counter()
+    write_corpus(corpus, args.files, args.shards)
+    print(f"corpus: {args.files} files in {args.shards} Parquet shards, written in {time.perf_counter() - began:.1f} s")
+    from codeio.settings import load_settings
+    from flows.pipeline import local_workers
+
+    workers = max(1, local_workers(load_settings()))
+    print(f"prefect warm-up (ephemeral API server): {warm_prefect():.1f} s")
+    share_api_server()
+    with TreeMemory() as memory:
+        os.environ["CODEIO_STORE"] = str(work / "direct-store")
+        os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / 'direct.db'}"
+        direct_s, direct_kept = run_direct(corpus, load_settings(), workers)
+        direct_rss = memory.peak_rss
+        memory.reset()
+        os.environ["CODEIO_STORE"] = str(work / "flow-store")
+        os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / 'flow.db'}"
+        flow_s, summary = run_flow(corpus)
+        flow_rss = memory.peak_rss
+    if summary["kept"] != direct_kept:
+        raise SystemExit(f"the runs disagree: flow kept {summary['kept']}, direct {direct_kept}")
+    print(f"{'run':8} {'seconds':>9} {'files/s':>9} {'kept':>7} {'peak RSS MB':>12}")
+    print(f"{'direct':8} {direct_s:9.1f} {args.files / direct_s:9.0f} {direct_kept:7d} {direct_rss / MiB:12.0f}")
+    print(f"{'flow':8} {flow_s:9.1f} {args.files / flow_s:9.0f} {summary['kept']:7d} {flow_rss / MiB:12.0f}")
+    print(f"rejects: {summary['rejects_by_reason']}  reconciled: {summary['reconciled']}")
+    print("stage seconds (flow, summed over shards): "
+          + ", ".join(f"{s['label']}={s['seconds']:.1f}" for s in summary["stages"]))
+    share = (flow_s - direct_s) / flow_s
+    print(f"files_per_s={args.files / flow_s:.0f} orchestration_share={share:.3f} "
+          f"peak_rss_mb={max(direct_rss, flow_rss) / MiB:.0f}")
+
+
+if __name__ == "__main__":
+    main()
