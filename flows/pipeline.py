@@ -24,7 +24,6 @@ from flows.progress import StageProgress
 from flows.summary import build_summary, publish_artifacts
 from storage.export import export_samples
 from storage.lineage import LineageDB
-from storage.liveness import ProcessIdentity
 from storage.store import DataStore, s3_storage_options
 from tasks.assemble import assemble_task
 from tasks.build_prompts import build_prompts_task
@@ -198,8 +197,7 @@ def run_pipeline(
         "subset_seed": subset_seed, "out": out, **({"ingest": ingest} if ingest else {}),
     }
     run_id = lineage.start_run(kind=kind, parameters=parameters, settings=settings.public_dump(),
-                               code_version=code_version(), user=current_user(),
-                               process=ProcessIdentity.current().as_dict())
+                               code_version=code_version(), user=current_user())
     bars = StageProgress(enabled=progress)
     try:
         summary = _run_stages(settings, specs, store, lineage, run_id, bars, teacher=teacher, limit=limit,

@@ -292,7 +292,6 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
     from flows.orchestrator import code_version, current_user
     from flows.process import end_gone_runs, run_status
     from storage.lineage import LineageDB
-    from storage.liveness import ProcessIdentity
 
     check_endpoint(grid, settings)
     out_dir = out_dir or grid.out_dir or f"{SWEEP_DIR}/{NAME_PATTERN.sub('_', grid.name)}"
@@ -300,8 +299,7 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
     lineage.upgrade()
     end_gone_runs(lineage)
     run_id = lineage.start_run(kind="sweep", parameters=grid.public(), settings=settings.public_dump(),
-                               code_version=code_version(), user=current_user(),
-                               process=ProcessIdentity.current().as_dict())
+                               code_version=code_version(), user=current_user())
     try:
         ingest = _ingest_once(settings, grid, lineage, run_id)
         # each thread runs in a copy of this context: its tasks and artifacts belong to this flow run

@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
+from storage.liveness import ProcessIdentity
 from storage.models import (Dataset, DatasetClaim, DatasetLocation, DatasetParent, EvalResult, Run, RunDataset,
                             StageRun)
 
@@ -331,7 +332,8 @@ class LineageDB:
         process: Mapping[str, Any] | None = None,
     ) -> str:
         """Record a run as ``running`` and return its id (uuid4 hex). ``process`` says
-        which process runs it (``storage.liveness.ProcessIdentity.as_dict()``)."""
+        which process runs it (``ProcessIdentity.as_dict()``; default: this one), so a
+        later run can tell when it is gone without having ended the run."""
         if not kind:
             raise ValueError("run kind must be non-empty")
         run_id = uuid.uuid4().hex
@@ -349,7 +351,8 @@ class LineageDB:
                     username=user,
                     summary=None,
                     error=None,
-                    process=_to_json(dict(process), scrub=False) if process is not None else None,
+                    process=_to_json(dict(ProcessIdentity.current().as_dict() if process is None else process),
+                                     scrub=False),
                 )
             )
         return run_id

@@ -242,7 +242,7 @@ def test_a_process_is_gone_only_when_this_host_boot_and_namespace_say_so(tmp_pat
         ids = {name: lineage.start_run("pipeline", {}, {}, "v", "u", process=identity.as_dict())
                for name, identity in (("dead", dead), ("alive", here),
                                       ("elsewhere", replace(dead, host="another-host.example")))}
-        unknown = lineage.start_run("pipeline", {}, {}, "v", "u")  # recorded before runs had a process
+        unknown = lineage.start_run("pipeline", {}, {}, "v", "u", process={})  # as before runs had a process
         assert lineage.try_claim("store", "key", "holder", ids["dead"], 600) is None
         assert end_gone_runs(lineage) == [ids["dead"]]
         statuses = {run["id"]: run["status"] for run in lineage.list_runs()}
