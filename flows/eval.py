@@ -109,7 +109,7 @@ def run_eval(settings: Settings, benchmark: str, *, teacher: str | None = None, 
         report = {
             "run_id": run_id, "benchmark": spec.text, "benchmark_kind": spec.kind, "benchmark_sha256": bench.sha256,
             "model": model, "teacher": teacher, "prompt_version": templates.label, "prompt_hash": prompt_hash,
-            "samples": samples, "rows": bench.rows, "questions": len(bench.questions),
+            "samples_per_question": samples, "rows": bench.rows, "questions": len(bench.questions),
             "rejected_rows": len(bench.rejects), "rejects_by_reason": summary.rejects_by_reason,
             "scores": scores, "table": scoring.flat_rows(scores),
             "compare_run_id": compare,

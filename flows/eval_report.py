@@ -28,7 +28,7 @@ def _delta(value: float | None) -> str:
 
 def _title(report: Mapping[str, Any]) -> str:
     return (f"codeio eval {report['run_id']}: {report['model']} ({report['teacher']}) on {report['benchmark_kind']} "
-            f"{report['benchmark_sha256'][:12]}, prompts {report['prompt_version']}, n={report['samples']}")
+            f"{report['benchmark_sha256'][:12]}, prompts {report['prompt_version']}, n={report['samples_per_question']}")
 
 
 def eval_markdown(report: Mapping[str, Any]) -> str:
@@ -74,7 +74,7 @@ def render_eval(report: Mapping[str, Any], console: Console | None = None) -> No
         console.print(side)
     llm = report["llm"]
     console.print(f"{report['rows']} rows, {report['questions']} questions, {report['rejected_rows']} rows rejected "
-                  f"{dict(report['rejects_by_reason']) or ''}; LLM: {llm['requests']} requests ({llm['cached']} from "
+                  f"{dict(report['rejects_by_reason']) if report['rejects_by_reason'] else ''}; LLM: {llm['requests']} requests ({llm['cached']} from "
                   f"cache, {llm['failed']} failed), ${llm['cost_usd']:.4f}")
     if report.get("retryable"):
         console.print(f"[yellow]{report['retryable']} answer(s) failed transiently and count as wrong: run the same "
@@ -92,7 +92,7 @@ def scores_png(report: Mapping[str, Any], previous: Mapping[str, Any] | None = N
     from matplotlib.figure import Figure  # the OO API: no global pyplot state
 
     rows = [r for r in report["table"] if r["pass@1"] is not None]
-    labels = [f"{r['group']}\n{r['task']}" for r in rows]
+    labels = [f"{r['group']} / {r['task']}" for r in rows]
     series = [("current", [r["pass@1"] for r in rows])]
     if previous is not None:
         before = {(r["group"], r["task"]): r["pass@1"] for r in flat_rows(previous["scores"])}
@@ -103,12 +103,12 @@ def scores_png(report: Mapping[str, Any], previous: Mapping[str, Any] | None = N
     bar = 0.8 / len(series)
     for index, (name, values) in enumerate(series):
         axes.bar([x + index * bar for x in range(len(rows))], values, bar, label=name, color=COLOURS[name])
-    axes.set_xticks([x + bar * (len(series) - 1) / 2 for x in range(len(rows))], labels, fontsize=7, rotation=30,
-                    ha="right")
-    axes.set_ylim(0, 1)
+    axes.set_xticks([x + bar * (len(series) - 1) / 2 for x in range(len(rows))], labels, fontsize=7, rotation=45,
+                    ha="right", rotation_mode="anchor")
+    axes.set_ylim(0, 1.0)
     axes.set_ylabel("pass@1")
     axes.set_title(_title(report), fontsize=8)
-    axes.legend(fontsize=8, frameon=False)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", bbox_inches="tight")
     return buffer.getvalue()
