@@ -105,6 +105,25 @@ def test_half_right_on_cruxeval_and_the_response_cache(tmp_path, prefect_harness
     assert all(s["reused"] for s in again["stages"])
 
 
+def test_transient_failures_are_retried_by_the_next_run_only(tmp_path, prefect_harness):
+    from llm_server import fault_injector
+
+    teacher = EvalTeacher(LEETCODE_O, "leetcode-o", mode="right")
+    with FakeLLMServer(fault_injector(teacher, fraction=0.3, kinds=("500",), seed=2)) as server:
+        settings = make_settings(tmp_path, server, llm_max_attempts=1)
+        report = evaluate(settings, f"leetcode-o:{LEETCODE_O}")
+        assert report["retryable"] > 0 and report["scores"]["tasks"]["all"]["failed"] == report["retryable"]
+        assert report["scores"]["tasks"]["all"]["pass@1"] < 1.0
+        for _ in range(8):  # each rerun asks again for exactly the answers that failed
+            asked, failed = len(server.requests), report["retryable"]
+            report = evaluate(settings, f"leetcode-o:{LEETCODE_O}")
+            assert len(server.requests) - asked == failed
+            if not report["retryable"]:
+                break
+    assert report["retryable"] == 0 and task_scores(report) == {"output": 1.0, "input": 1.0, "all": 1.0}
+    assert len(teacher.right) == 2 * LEET_EXAMPLES  # every question answered once: the rest came from the cache
+
+
 def test_unparseable_answers_are_counted(tmp_path, prefect_harness):
     with FakeLLMServer(EvalTeacher(CRUXEVAL, "cruxeval", mode="garbage")) as server:
         report = evaluate(make_settings(tmp_path, server), f"cruxeval:{CRUXEVAL}")
