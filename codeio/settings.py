@@ -84,6 +84,8 @@ class Settings(BaseSettings):
     # runs that share the lineage database claim each dataset they compute there; a claim lives this
     # long without renewal (the holder renews it every third), so a crashed run blocks others at most this
     claim_lease_s: float = Field(default=120.0, gt=0)
+    # Ctrl-C or SIGTERM asks a run to stop; what has not stopped after this long is killed
+    cancel_grace_s: float = Field(default=30.0, gt=0)
 
     # prompts
     prompt_dir: str | None = None  # a folder whose *.txt templates override the shipped ones
