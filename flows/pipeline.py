@@ -19,6 +19,7 @@ from codeio.settings import Settings, load_settings
 from codeio.sources import parse_source_specs
 from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
 from flows.orchestrator import Orchestrator, code_version, current_user
+from flows.process import end_gone_runs, run_status, task_runner_scope
 from flows.progress import StageProgress
 from flows.summary import build_summary, publish_artifacts
 from storage.export import export_samples
@@ -187,6 +188,7 @@ def run_pipeline(
     store = open_store(settings)
     lineage = LineageDB(settings.database_url)
     lineage.upgrade()
+    end_gone_runs(lineage)  # runs left "running" by a process that was killed: crashed
     parameters = {
         "sources": list(sources), "limit": limit, "teacher": teacher, "model": settings.llm_model,
         "revision_rounds": revision_rounds, "pairs_per_function": pairs_per_function,
@@ -204,7 +206,7 @@ def run_pipeline(
                               wrong_answer_policy=wrong_answer_policy, instance_fraction=instance_fraction,
                               subset_seed=subset_seed, out=out, export_formats=export_formats, ingest=ingest)
     except BaseException as error:
-        lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
+        lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
     else:
         lineage.finish_run(run_id, "completed", summary=summary)
@@ -228,7 +230,7 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
     from flows.ingest import ingest_options, run_ingest_stages, uses_ingest_flow
 
     ingest_opts = ingest_options(ingest)
-    with runner:
+    with task_runner_scope(runner):
         orchestrator.submit = runner.submit
         if uses_ingest_flow(specs, ingest_opts):  # corpus:/git: sources or a selection: shards on the workers
             sources_ref, markers, ingest_summary = run_ingest_stages(orchestrator, specs, ingest_opts, settings, limit)
@@ -253,7 +255,9 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                                      {"sources": sources_ref}, parts, may_retry=norm_cfg.teacher == "openai")
         collect_cfg = collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,
                                                call_timeout_s=settings.exec_timeout_s,
-                                               memory_mb=settings.exec_memory_mb)
+                                               memory_mb=settings.exec_memory_mb,
+                                               min_pairs=settings.collect_min_pairs,
+                                               type_driven_pairs=settings.collect_type_driven_pairs)
         pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
                                  {"functions": functions}, parts,
                                  options={"environment": orchestrator.submit(
