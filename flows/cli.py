@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from typing import Any, Optional
 
 import typer
 from rich.console import Console
 
-from flows.console import fail, quiet_logs, start_api
+from flows.console import fail, quiet_logs
 from flows.cli_sweep import sweep
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -49,11 +50,15 @@ def checked_run(fields: dict[str, Any], overrides: dict[str, Any], database: boo
     return spec, settings
 
 
+def note(message: str) -> None:
+    err.print(f"[yellow]{message}[/yellow]", highlight=False)
+
+
 @app.command()
 def run(
     source: list[str] = typer.Option(["sample"], "--source", "-s",
-                                     help="jsonl:PATH | dir:PATH | unified:PATH | corpus:PATH|GLOB|s3://... | git:PATH "
-                                          "| sample (repeatable)"),
+                                     help="jsonl:PATH | dir:PATH | unified:PATH | leetcode:PATH | "
+                                          "corpus:PATH|GLOB|s3://... | git:PATH | sample (repeatable)"),
     limit: Optional[int] = typer.Option(None, help="take the first N rows of the sources, before filtering"),
     teacher: Optional[str] = typer.Option(None, help="offline | openai (default: openai when an endpoint is set)"),
     llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (CODEIO_LLM_BASE_URL)"),
@@ -93,17 +98,28 @@ def run(
         else:
             render_estimate(estimate, console)
         return
+    from flows import process
+
+    if process.invoked_as("run"):  # the terminal's signals stay here; the run goes to a process group of its own
+        raise typer.Exit(process.supervise(process.run_command_line(), settings.cancel_grace_s,
+                                           process.book_abandoned_run(settings.database_url), say=note))
+    process.join_supervisor()
     from flows.pipeline import codeio_pipeline
     from flows.spec import EndpointURL
     from flows.summary import render_summary
 
-    start_api()
+    process.embedded_prefect_api(say=note)
     try:
         summary = codeio_pipeline(spec=spec, store=store, show_progress=not as_json,
                                   llm_base_url=EndpointURL(llm_base_url) if llm_base_url else None)
     except (SourceSpecError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    except BaseException as error:
+        if not process.is_interrupt(error):
+            raise
+        note(f"run cancelled ({type(error).__name__})")
+        process.exit_now(128 + getattr(error, "signal", signal.SIGINT))  # leave shard threads behind
     if as_json:
         console.print_json(json.dumps(summary, default=str))
     else:
@@ -208,10 +224,12 @@ def runs(limit: int = typer.Option(20, help="how many runs"), as_json: bool = ty
     from rich.table import Table
 
     from codeio.settings import load_settings
+    from flows.process import end_gone_runs
     from storage.lineage import LineageDB
 
     db = LineageDB(load_settings().database_url)
     db.upgrade()
+    end_gone_runs(db)  # a run whose process was killed is shown crashed, not running forever
     rows = db.list_runs(limit=limit)
     if as_json:
         console.print_json(json.dumps(rows, default=str))

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from flows.console import fail, quiet_logs, start_api
+from flows.console import fail, quiet_logs
 
 
 def sweep(
@@ -39,7 +39,9 @@ def sweep(
     problems = check_inputs(parsed.base.sources, None, settings, sources_name="sources")
     if problems:
         fail(problems)
-    start_api()
+    from flows.process import embedded_prefect_api
+
+    embedded_prefect_api(say=lambda line: Console(stderr=True).print(f"[yellow]{line}[/yellow]", highlight=False))
     # the endpoint travels as a parameter that Prefect stores with its password redacted
     endpoint = data.get("llm_base_url")
     result = codeio_ablation_sweep(grid={k: v for k, v in data.items() if k != "llm_base_url"}, out_dir=out_dir,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 import typer
 from rich.console import Console
@@ -27,46 +27,9 @@ def quiet_logs() -> None:
     os.environ.setdefault("DO_NOT_TRACK", "1")
 
 
-API_STARTUP_TIMEOUT_S = 60  # Prefect waits 20 s by default: too short on a loaded machine
-STARTUP_TIMEOUT_SETTING = "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"
-
-
 def fail(problems: list[str], code: int = 2) -> NoReturn:
     """One line per problem on stderr, then exit with ``code``."""
     err = Console(stderr=True)
     for line in problems:
         err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def start_api() -> None:
-    """Start the embedded Prefect API before a command's flow (see ``start_prefect_api``);
-    a second failure is one line and exit 1."""
-    err = Console(stderr=True)
-    try:
-        start_prefect_api(lambda line: err.print(f"[yellow]{line}[/yellow]", highlight=False, soft_wrap=True))
-    except RuntimeError as error:
-        fail([f"the embedded Prefect API server did not start: {str(error).splitlines()[0][:300]} "
-              "(set PREFECT_API_URL to use a running server)"], code=1)
-
-
-def start_prefect_api(say: Callable[[str], None]) -> None:
-    """Start the embedded Prefect API before a flow needs it (the flow then uses it),
-    when no PREFECT_API_URL is configured: wait for it longer than Prefect does (or as
-    long as the user set), and when it still does not answer, stop it, say so
-    and try once more, waiting twice as long. A second failure raises."""
-    from prefect.server.api.server import SubprocessASGIServer
-    from prefect.settings import PREFECT_API_URL
-
-    if PREFECT_API_URL.value():
-        return
-    configured = os.environ.get(STARTUP_TIMEOUT_SETTING, "")
-    timeout = int(configured) if configured.isdigit() and int(configured) > 0 else API_STARTUP_TIMEOUT_S
-    try:
-        SubprocessASGIServer().start(timeout=timeout)
-    except RuntimeError as error:
-        SubprocessASGIServer().stop()
-        retry = max(2 * timeout, API_STARTUP_TIMEOUT_S)
-        say(f"the embedded Prefect API server did not start within {timeout} s "
-            f"({str(error).splitlines()[0][:200]}); retrying once, waiting up to {retry} s")
-        SubprocessASGIServer().start(timeout=retry)

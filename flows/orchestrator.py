@@ -33,6 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from codeio.records import stable_id
 from codeio.stages.base import config_dict, dataset_key
 from flows.progress import StageProgress
+from storage.liveness import pid_namespace
 from storage.store import DataStore
 from tasks.ingest import ingest_config, ingest_task
 from tasks.lane import lane_task
@@ -152,17 +153,6 @@ class DatasetClaims:
             lock = self._locks.setdefault((store_url, key), threading.Lock())
         with lock:
             yield
-
-
-def pid_namespace() -> str:
-    """This process's PID namespace (the inode of /proc/self/ns/pid), "" where /proc
-    does not tell. Containers often share a host name: a pid means something only
-    within its namespace."""
-    try:
-        link = os.readlink("/proc/self/ns/pid")
-    except OSError:
-        return ""
-    return link.partition("[")[2].rstrip("]")
 
 
 def claim_holder() -> str:

@@ -19,6 +19,7 @@ from codeio.settings import Settings
 from codeio.sources import parse_source_specs
 from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
 from flows.orchestrator import Orchestrator, code_version, current_user
+from flows.process import end_gone_runs, run_status, task_runner_scope
 from flows.progress import StageProgress
 from flows.spec import EndpointURL, RunSpec, resolve_teacher, stage_configs, uses_llm
 from flows.summary import build_summary, publish_artifacts
@@ -145,6 +146,7 @@ def run_pipeline(settings: Settings, spec: RunSpec, progress: bool = True, kind:
     store = open_store(settings)
     lineage = LineageDB(settings.database_url)
     lineage.upgrade()
+    end_gone_runs(lineage)  # runs left "running" by a process that was killed: crashed
     parameters = {**spec.model_dump(mode="json"), "teacher": teacher, "model": settings.llm_model}
     run_id = lineage.start_run(kind=kind, parameters=parameters, settings=settings.public_dump(),
                                code_version=code_version(), user=current_user())
@@ -152,7 +154,7 @@ def run_pipeline(settings: Settings, spec: RunSpec, progress: bool = True, kind:
     try:
         summary = _run_stages(settings, spec, specs, store, lineage, run_id, bars)
     except BaseException as error:
-        lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
+        lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
     else:
         lineage.finish_run(run_id, "completed", summary=summary)
@@ -174,7 +176,7 @@ def _run_stages(settings: Settings, spec: RunSpec, specs, store: DataStore, line
     from flows.ingest import ingest_options, run_ingest_stages, uses_ingest_flow
 
     ingest_opts = ingest_options(spec.ingest)
-    with runner:
+    with task_runner_scope(runner):
         if uses_ingest_flow(specs, ingest_opts):  # corpus:/git: sources or a selection: shards on the workers
             sources_ref, markers, ingest_summary = run_ingest_stages(orchestrator, specs, ingest_opts, settings,
                                                                      spec.limit)

@@ -266,12 +266,14 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
     """Run every branch (up to ``max_parallel_branches`` at once), then write the
     comparison table and the plot. Returns the sweep summary."""
     from flows.orchestrator import code_version, current_user
+    from flows.process import end_gone_runs, run_status
     from storage.lineage import LineageDB
 
     check_endpoint(grid, settings)
     out_dir = out_dir or grid.out_dir or f"{SWEEP_DIR}/{NAME_PATTERN.sub('_', grid.name)}"
     lineage = LineageDB(settings.database_url)
     lineage.upgrade()
+    end_gone_runs(lineage)
     run_id = lineage.start_run(kind="sweep", parameters=grid.public(), settings=settings.public_dump(),
                                code_version=code_version(), user=current_user())
     try:
@@ -288,7 +290,7 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
         publish_sweep_artifacts(result)
         lineage.finish_run(run_id, "completed", summary={k: v for k, v in result.items() if k != "branches"})
     except BaseException as error:
-        lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
+        lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
     finally:
         lineage.close()

@@ -39,6 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.orm import Session
 
+from storage.liveness import ProcessIdentity
 from storage.models import (Dataset, DatasetClaim, DatasetLocation, DatasetParent, EvalResult, Run, RunDataset,
                             StageRun)
 
@@ -51,7 +52,9 @@ SQLITE_BUSY_TIMEOUT_S = 60.0  # how long a writer waits for the SQLite write loc
 READ_ONLY_OPTION = "codeio_read_only"  # execution option: SQLite read transactions use a deferred BEGIN
 
 RUNNING = "running"
-FINAL_STATUSES = ("completed", "failed")
+CANCELLED = "cancelled"  # stopped by the user (Ctrl-C, SIGTERM)
+CRASHED = "crashed"  # its process died without finishing it (SIGKILL, OOM, power loss)
+FINAL_STATUSES = ("completed", "failed", CANCELLED, CRASHED)
 ROLES = ("produced", "reused")
 PRODUCED = "produced"
 
@@ -325,9 +328,12 @@ class LineageDB:
     # ---------------------------------------------------------------- runs
 
     def start_run(
-        self, kind: str, parameters: Mapping[str, Any], settings: Mapping[str, Any], code_version: str, user: str
+        self, kind: str, parameters: Mapping[str, Any], settings: Mapping[str, Any], code_version: str, user: str,
+        process: Mapping[str, Any] | None = None,
     ) -> str:
-        """Record a run as ``running`` and return its id (uuid4 hex)."""
+        """Record a run as ``running`` and return its id (uuid4 hex). ``process`` says
+        which process runs it (``ProcessIdentity.as_dict()``; default: this one), so a
+        later run can tell when it is gone without having ended the run."""
         if not kind:
             raise ValueError("run kind must be non-empty")
         run_id = uuid.uuid4().hex
@@ -345,9 +351,31 @@ class LineageDB:
                     username=user,
                     summary=None,
                     error=None,
+                    process=_to_json(dict(ProcessIdentity.current().as_dict() if process is None else process),
+                                     scrub=False),
                 )
             )
         return run_id
+
+    def running_runs(self) -> list[dict[str, Any]]:
+        """Runs still marked ``running``, with the process recorded for each (or None)."""
+        with self._read() as session:
+            rows = session.execute(select(Run.id, Run.kind, Run.started_at, Run.process)
+                                   .where(Run.status == RUNNING).order_by(Run.started_at)).all()
+            return [{"id": i, "kind": k, "started_at": t, "process": p} for i, k, t, p in rows]
+
+    def end_abandoned_run(self, run_id: str, status: str, error: str) -> bool:
+        """Close a run its process left ``running`` (it was killed or stopped before it could
+        book its end) and drop the dataset claims it held. Does nothing to a run that has
+        ended meanwhile; returns whether this call ended it."""
+        if status not in (CANCELLED, CRASHED):
+            raise ValueError(f"an abandoned run ends {CANCELLED} or {CRASHED}, not {status!r}")
+        with self._write() as session:
+            result = session.execute(update(Run).where(Run.id == run_id, Run.status == RUNNING)
+                                     .values(status=status, finished_at=_now(), summary={},
+                                             error=scrub_secrets(error)))
+            session.execute(delete(DatasetClaim).where(DatasetClaim.run_id == run_id))
+            return bool(result.rowcount)
 
     def finish_run(self, run_id: str, status: str, summary: Mapping[str, Any], error: str | None = None) -> None:
         if status not in FINAL_STATUSES:

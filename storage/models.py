@@ -99,6 +99,8 @@ class Run(Base):
     username: Mapped[str] = mapped_column(String(NAME_LENGTH * 2))
     summary: Mapped[dict[str, Any] | None]
     error: Mapped[str | None] = mapped_column(Text)
+    # who runs it (storage.liveness.ProcessIdentity): a later run marks it crashed once that process is gone
+    process: Mapped[dict[str, Any] | None]
 
 
 class Dataset(Base):

@@ -115,15 +115,6 @@ def test_bad_inputs_fail_before_any_server_one_line_each(cli, tmp_path):
     assert setting.returncode == 2 and "CODEIO_SHARD_SIZE" in setting.stderr and "Traceback" not in setting.stderr
 
 
-def test_a_slow_api_start_is_retried_once_and_said(cli):
-    """A Prefect API that does not answer within its start-up timeout (here a
-    deliberately short one) is stopped and started once more, waiting longer."""
-    cli.env["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] = "1"
-    done = cli("run", "--limit", "2", "--teacher", "offline", "--revision-rounds", "0", "--json")
-    assert "did not start within 1 s" in done.stderr and "retrying once" in done.stderr, done.stderr
-    assert json.loads(done.stdout)["samples"] > 0
-
-
 def test_an_endpoint_password_never_leaves_the_process(cli, tmp_path):
     """--llm-base-url with a password: no file the run writes (Prefect's flow-run
     parameters and logs in PREFECT_HOME, lineage, store, samples) holds it."""

@@ -123,6 +123,7 @@ def test_codemix_keeps_real_code_and_names_each_reject():
         assert verdict.reason == reason, (reason, verdict)
         assert verdict.detail
     assert check_codemix(cases["python2"], CodeMixConfig(keep_python2=True)).reason is None
+    assert check_codemix("\ufeff" + SIMULATION, config).reason is None  # a byte-order mark is no syntax error
     # newer-Python syntax with backticks in a comment is not Python 2 (seen in a public algorithms repository)
     newer = "class Node[KT, VT]:\n    # decrement `i` when the level is lower\n    def get(self) -> KT:\n" \
             "        return self.key\n" + SIMULATION

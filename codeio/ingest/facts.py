@@ -27,7 +27,7 @@ def parse(text: str) -> ast.Module | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # invalid escape sequences in old files
-            return ast.parse(text)
+            return ast.parse(text.removeprefix("\ufeff"))  # a byte-order mark is no syntax error
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
 
