@@ -50,10 +50,10 @@ SOURCE_FILE = _schema(
     "source_file",
     ("source_id", STR),  # sha256 of the content (plus the unified payload when present)
     ("source_name", STR),  # the --source spec it came from
-    ("kind", STR),  # "raw" (needs normalization) or "unified" (already has main code and pairs)
+    ("kind", STR),  # "raw" (needs normalization), "problem" (statement + solution) or "unified" (has main code and pairs)
     ("origin", STR),  # JSON: {"path", "repo", "blob_id", "row", "license"}
     ("content", STR),  # raw file text, or the refcode of a unified row
-    ("unified", STR),  # JSON of the unified row (problem_description, io_requirements, ios, ...) or null
+    ("unified", STR),  # JSON of the unified row (problem_description, io_requirements, ios, ...), of a problem's statement, or null
 )
 
 UNIFIED_FUNCTION = _schema(

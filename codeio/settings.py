@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     # execution
     exec_timeout_s: float = 5.0  # per call during verification
     collect_timeout_s: float = 60.0  # whole generator sampling budget per function
+    collect_min_pairs: int = Field(default=2, ge=1)  # a function with fewer verified pairs is dropped (paper: 2)
+    # functions with given pairs (doctests, statement examples, unified rows) and no input generator get
+    # more pairs from inputs drawn after the shapes of their examples' values (codeio.examples.typegen)
+    collect_type_driven_pairs: bool = True
     exec_memory_mb: int = 1024
     # fail instead of warning when the kernel refuses part of the sandbox isolation (user namespaces...)
     sandbox_require_isolation: bool = False

@@ -1,7 +1,9 @@
 """Reading sources: code-corpus JSONL, folders of .py files, unified rows.
 
-``--source SPEC`` forms: ``jsonl:PATH``, ``dir:PATH``, ``unified:PATH`` and
-``sample`` (the corpus shipped in the package). Every row read becomes either a
+``--source SPEC`` forms: ``jsonl:PATH``, ``dir:PATH``, ``unified:PATH``,
+``leetcode:PATH`` (problem folders: a statement README_EN.md next to a
+Solution.py, read as one "problem" record each) and ``sample`` (the corpus
+shipped in the package). Every row read becomes either a
 SourceFile record or a reject with a reason; ``limit`` counts rows in source
 order before any filtering, so ``--limit N`` is the first N rows.
 """
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from codeio.examples import leetcode
 from codeio.records import dumps, reject, stable_id
 
 SAMPLE_SPEC = "sample"
-SOURCE_KINDS = ("jsonl", "dir", "unified", "corpus", "git")
+SOURCE_KINDS = ("jsonl", "dir", "unified", "leetcode", "corpus", "git")
 # read shard by shard on the workers by the ingestion flow (codeio/ingest); never by read_sources
 SCALE_KINDS = ("corpus", "git")
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
@@ -31,7 +34,7 @@ class SourceSpecError(ValueError):
 
 @dataclass(frozen=True)
 class SourceSpec:
-    kind: str  # jsonl | dir | unified
+    kind: str  # jsonl | dir | unified | leetcode
     path: str  # as the user wrote it (kept in provenance); sample paths are package-relative
     display: str  # the spec string
 
@@ -53,7 +56,7 @@ def parse_source_specs(specs: list[str] | tuple[str, ...]) -> list[SourceSpec]:
         kind, sep, path = spec.partition(":")
         if not sep or kind not in SOURCE_KINDS or not path:
             raise SourceSpecError(
-                f"bad source {spec!r}: expected one of jsonl:PATH, dir:PATH, unified:PATH, "
+                f"bad source {spec!r}: expected one of jsonl:PATH, dir:PATH, unified:PATH, leetcode:PATH, "
                 f"corpus:PATH|GLOB|s3://..., git:PATH or {SAMPLE_SPEC!r}"
             )
         out.append(SourceSpec(kind, path, spec))
@@ -81,6 +84,9 @@ def _files_of(source: SourceSpec) -> list[tuple[str, Path]]:
     if source.kind == "dir":
         # links are listed too (read_dir rejects those that leave the folder); rglob never enters linked folders
         return [(p.relative_to(root).as_posix(), p) for p in sorted(root.rglob("*.py")) if p.is_file() or p.is_symlink()]
+    if source.kind == "leetcode":
+        return [(p.relative_to(root).as_posix(), p) for folder in leetcode.problem_folders(root)
+                for p in (folder / leetcode.STATEMENT_FILE, folder / leetcode.SOLUTION_FILE) if p.is_file()]
     return [("", root)]
 
 
@@ -120,7 +126,7 @@ def read_sources(
     """Yield one outcome per row in source order, at most ``limit`` rows."""
     count = 0
     for source in sources:
-        reader = _read_dir if source.kind == "dir" else _read_jsonl
+        reader = {"dir": _read_dir, "leetcode": _read_leetcode}.get(source.kind, _read_jsonl)
         for outcome in reader(source, max_bytes):
             if limit is not None and count >= limit:
                 return
@@ -168,6 +174,36 @@ def _read_dir(source: SourceSpec, max_bytes: int) -> Iterator[ReadOutcome]:
             continue
         origin = {"source": source.display, "path": posixpath_join(source.path, rel), "license": None}
         yield ReadOutcome(_source_record(source, "raw", origin, text, None), None)
+
+
+def _read_leetcode(source: SourceSpec, max_bytes: int) -> Iterator[ReadOutcome]:
+    """One "problem" record per folder: the solution as content, the statement
+    (title, difficulty, description HTML) as the payload."""
+    root = source.resolved
+    for folder in leetcode.problem_folders(root):
+        rel = folder.relative_to(root).as_posix()
+        record_id = f"{source.display}/{rel}"
+        solution = folder / leetcode.SOLUTION_FILE
+        if not solution.is_file() and not solution.is_symlink():
+            yield ReadOutcome(None, reject(record_id, "no_python_solution", f"no {leetcode.SOLUTION_FILE} in {rel}"))
+            continue
+        problem = link_problem(root, solution) or link_problem(root, folder / leetcode.STATEMENT_FILE)
+        if problem is not None:
+            yield ReadOutcome(None, reject(record_id, "link_outside_source" if "outside" in problem else "broken_link",
+                                           problem))
+            continue
+        text, reason, detail = _check_text(solution.read_bytes(), max_bytes)
+        readme, readme_reason, readme_detail = _check_text((folder / leetcode.STATEMENT_FILE).read_bytes(), max_bytes)
+        if text is None or readme is None:
+            yield ReadOutcome(None, reject(record_id, reason or readme_reason or "invalid", detail or readme_detail))
+            continue
+        payload = leetcode.read_statement(readme)
+        if payload is None:
+            yield ReadOutcome(None, reject(record_id, "no_statement", f"no description section in {rel}/{leetcode.STATEMENT_FILE}"))
+            continue
+        origin = {"source": source.display, "path": posixpath_join(source.path, rel, leetcode.SOLUTION_FILE),
+                  "problem": payload["title"], "url": payload["url"], "license": None}
+        yield ReadOutcome(_source_record(source, "problem", origin, text, payload), None)
 
 
 def posixpath_join(*parts: str) -> str:

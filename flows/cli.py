@@ -37,8 +37,8 @@ def quiet_logs() -> None:
 @app.command()
 def run(
     source: list[str] = typer.Option(["sample"], "--source", "-s",
-                                     help="jsonl:PATH | dir:PATH | unified:PATH | corpus:PATH|GLOB|s3://... | git:PATH "
-                                          "| sample (repeatable)"),
+                                     help="jsonl:PATH | dir:PATH | unified:PATH | leetcode:PATH | "
+                                          "corpus:PATH|GLOB|s3://... | git:PATH | sample (repeatable)"),
     limit: Optional[int] = typer.Option(None, help="take the first N rows of the sources, before filtering"),
     teacher: Optional[str] = typer.Option(None, help="offline | openai (default: openai when an endpoint is set)"),
     llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (CODEIO_LLM_BASE_URL)"),

@@ -29,6 +29,7 @@ from rich.table import Table
 
 from codeio import normalize as parsing
 from codeio import prompting
+from codeio.examples.offline import normalization_text
 from codeio.llm.base import ChatRequest
 from codeio.settings import Settings
 from codeio.stages import normalize as normalize_stage
@@ -114,7 +115,7 @@ def estimate_run(settings: Settings, sources: list[str], *, limit: int | None, t
         record = outcome.record
         if record is None:
             counts["rejected_at_ingest"] += 1
-        elif record["kind"] != "raw":
+        elif record["kind"] == "unified":
             counts["unified_functions"] += 1
             unified = json.loads(record["unified"])
             given = [(json.dumps(p.get("input")), json.dumps(p.get("output"))) for p in unified.get("ios") or []]
@@ -126,7 +127,7 @@ def estimate_run(settings: Settings, sources: list[str], *, limit: int | None, t
             if not endpoint:
                 continue  # rejected by normalize: raw code needs an LLM
             normalization = request(parsing.build_normalize_messages(
-                record["content"], template=normalize_template, json_mode=settings.llm_json_mode),
+                normalization_text(record), template=normalize_template, json_mode=settings.llm_json_mode),
                 response_format=response_format)
             blob = cache.get(normalization.cache_key())
             normalize.add([] if blob is not None else [normalization], cached=int(blob is not None))

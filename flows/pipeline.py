@@ -255,7 +255,9 @@ def _run_stages(settings: Settings, specs, store: DataStore, lineage: LineageDB,
                                      {"sources": sources_ref}, parts, may_retry=norm_cfg.teacher == "openai")
         collect_cfg = collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,
                                                call_timeout_s=settings.exec_timeout_s,
-                                               memory_mb=settings.exec_memory_mb)
+                                               memory_mb=settings.exec_memory_mb,
+                                               min_pairs=settings.collect_min_pairs,
+                                               type_driven_pairs=settings.collect_type_driven_pairs)
         pairs = orchestrator.add("collect_io", collect_io.VERSION, collect_io_task, collect_cfg,
                                  {"functions": functions}, parts,
                                  options={"environment": orchestrator.submit(

@@ -56,7 +56,7 @@ def ingest_task(specs: list[SourceSpec], config: IngestConfig, store: DataStore)
         by_reason: dict[str, int] = {}
         for item in rejects:
             by_reason[item["reason"]] = by_reason.get(item["reason"], 0) + 1
-        raw = sum(1 for record in records if record["kind"] == "raw")
+        raw = sum(1 for record in records if record["kind"] != "unified")  # raw files and problems
         stats = {"records_in": rows_in, "rejects_by_reason": by_reason, "stats": {"raw": raw},
                  "seconds": round(time.perf_counter() - start, 4), "started_at": started_at,
                  "finished_at": datetime.now(timezone.utc).isoformat()}

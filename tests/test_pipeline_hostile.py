@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from codeio.sandbox import SandboxConfig
+
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 SECRET = "sk-hostile-test-secret-4b1d9e"
 # Files whose sandbox outcome is harmless: they may yield pairs (set_order only if
@@ -63,9 +65,15 @@ def _rows(port: int, outside: Path) -> list[dict]:
     return rows
 
 
+def _contents(rows: list[dict]) -> list[tuple]:
+    return sorted((r["task"], r["prompt"], r["turn_1"], r["feedback_1"], r["final_status"]) for r in rows)
+
+
 def _sandbox_processes() -> list[str]:
     listing = subprocess.run(["ps", "-eo", "uid=,pid=,comm="], capture_output=True, text=True).stdout
-    return [line for line in listing.splitlines() if line.split() and int(line.split()[0]) >= 61000
+    config = SandboxConfig()
+    uids = range(config.uid_base, config.uid_base + config.uid_count)  # not nobody's (the unprivileged suite)
+    return [line for line in listing.splitlines() if line.split() and int(line.split()[0]) in uids
             and "codeio-sandbox" not in line]
 
 
@@ -97,8 +105,18 @@ def test_pipeline_over_hostile_corpus(prefect_harness, tmp_path, monkeypatch):
     assert "good.py" in kept and kept <= HARMLESS, kept
     reasons = collect["rejects_by_reason"]
     # rejected for what their calls did, as statuses
-    for status in ("timeout", "killed", "memory", "output_limit"):
+    for status in ("timeout", "killed", "memory", "output_limit", "sandbox_error"):
         assert reasons.get(status, 0) >= 1, reasons
+
+    # the good function's samples are exactly those of a run over it alone (issue 13: hostile
+    # neighbours, forged frames among them, change nothing for the others)
+    alone = tmp_path / "alone.jsonl"
+    alone.write_text("".join(json.dumps(r) + "\n" for r in _rows(0, outside) if r["meta"]["name"] == "good.py"))
+    monkeypatch.setenv("CODEIO_STORE", str(tmp_path / "store-alone"))
+    monkeypatch.setenv("CODEIO_DATABASE_URL", f"sqlite:///{tmp_path / 'lineage-alone.db'}")
+    codeio_pipeline(sources=[f"unified:{alone}"], out=str(tmp_path / "alone-out.jsonl"), revision_rounds=0)
+    alone_rows = [json.loads(line) for line in (tmp_path / "alone-out.jsonl").read_text().splitlines()]
+    assert alone_rows and _contents(alone_rows) == _contents([r for r in rows if r["origin"]["meta"]["name"] == "good.py"])
 
     # nothing escaped
     assert accepted == []

@@ -8,6 +8,7 @@ import json
 import os
 import resource
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -84,20 +85,7 @@ def test_forged_result_frame_is_a_sandbox_error_for_that_function_alone(executor
 def test_forged_frame_then_a_child_that_stays_to_kill_the_next_ones():
     """The reproduction of issue 13.1: a non-dict frame, then the child lingers,
     killing every process it can; five clean functions after it are unaffected."""
-    lingering = FORGE + textwrap.dedent(
-        """
-        import signal, time
-
-        def main_solution(x):
-            forge(b'"not a dict"')
-            while True:
-                try:
-                    os.kill(-1, signal.SIGKILL)
-                except OSError:
-                    pass
-                time.sleep(0.001)
-        """
-    )
+    lingering = (Path(__file__).resolve().parent / "hostile" / "forged_frames.py").read_text()
     with create_executor(SandboxConfig(workers=1, preload=("math",))) as ex:
         servers = ex.server_pids()
         hostile = _run(ex, lingering, n=1)

@@ -152,3 +152,18 @@ def test_recheck_runs_inputs_in_another_order():
     with create_executor(SandboxConfig(workers=1, preload=("collections",))) as ex:
         out = collect_io_shard([fn], CollectConfig(), ex)
     assert [r["reason"] for r in out.rejects] == ["nondeterministic"]
+
+
+def test_top_level_imports_rebound_later_are_run_again(executor):
+    """Imports are not re-run between calls only when that provably binds the same names."""
+    code = """
+    import math
+    from collections import Counter
+    math = {"pi": 3}
+    Counter = len
+
+    def main_solution(x, acc=[]):
+        acc.append(x)
+        return [math["pi"], Counter(acc)]
+    """
+    assert values(executor, code, [{"x": i} for i in range(3)]) == [[3, 1]] * 3

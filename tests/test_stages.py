@@ -157,10 +157,14 @@ def test_collect_revalidates_given_pairs_and_drops_bad_ones(executor):
         {"input": {"a": 3, "b": 3}, "output": {"sum": 999, "product": 9}},  # does not reproduce
         {"input": {"a": 1, "b": 1}, "output": float("nan")},  # not finite
     ]
-    out = collect_io_shard([function(GOOD_MAIN, pairs=pairs)], CollectConfig(), executor)
+    out = collect_io_shard([function(GOOD_MAIN, pairs=pairs)], CollectConfig(type_driven_pairs=False), executor)
     assert not out.rejects
     assert [json.loads(p["input"]) for p in out.records] == [pairs[0]["input"], pairs[1]["input"]]
     assert out.stats["pairs_dropped"] == {"pair_not_reproduced": 1, "pair_non_finite_output": 1}
+    # by default inputs drawn after the kept pairs' shapes follow them (tests/test_examples.py)
+    topped = collect_io_shard([function(GOOD_MAIN, pairs=pairs)], CollectConfig(), executor)
+    assert [json.loads(p["input"]) for p in topped.records][:2] == [pairs[0]["input"], pairs[1]["input"]]
+    assert 2 < len(topped.records) <= CollectConfig().max_pairs
 
 
 def test_collect_keeps_deterministic_float_functions_given_within_tolerance(executor):
@@ -176,7 +180,7 @@ def test_collect_keeps_deterministic_float_functions_given_within_tolerance(exec
     given = [{k: v * (1 + 4e-16) + 1e-15 for k, v in out.items()} for out in executed]
     assert all(g != e for g, e in zip(given, executed))
     pairs = [{"input": i, "output": g} for i, g in zip(inputs, given)]
-    out = collect_io_shard([function(main, pairs=pairs)], CollectConfig(), executor)
+    out = collect_io_shard([function(main, pairs=pairs)], CollectConfig(type_driven_pairs=False), executor)
     assert out.rejects == []
     assert [json.loads(p["output"]) for p in out.records] == executed
     assert [json.loads(p["given_output"]) for p in out.records] == given
@@ -217,7 +221,8 @@ def test_collect_rejects_name_the_given_pair_they_are_about(executor):
         {"input": {"a": 1, "b": 2}, "output": {"sum": 3, "product": 2}},
         {"input": {"a": 3, "b": 3}, "output": {"sum": 999, "product": 9}},  # does not reproduce
     ]
-    out = collect_io_shard([function(GOOD_MAIN, pairs=pairs)], CollectConfig(min_pairs=2), executor)
+    out = collect_io_shard([function(GOOD_MAIN, pairs=pairs)], CollectConfig(min_pairs=2, type_driven_pairs=False),
+                           executor)
     (rejected,) = out.rejects
     assert rejected["reason"] == "too_few_pairs"
     assert "f1#pair0 pair_input_not_a_dict" in rejected["detail"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from codeio.sources import (ReadOutcome, SourceSpec, SourceSpecError, _check_text, _file_digest, _files_of,
-                            _read_jsonl, _source_record, link_problem, posixpath_join)
+                            _read_jsonl, _read_leetcode, _source_record, link_problem, posixpath_join)
 from codeio.records import reject
 
 CORPUS_SUFFIXES = (".jsonl", ".jsonl.gz", ".jsonl.zst", ".jsonl.zstd", ".ndjson", ".ndjson.gz", ".json.gz",
@@ -37,11 +37,11 @@ class CorpusUnit:
     or a batch of files of a folder."""
 
     source: str  # the --source spec it belongs to
-    spec_kind: str  # corpus | jsonl | unified | dir | git
+    spec_kind: str  # corpus | jsonl | unified | leetcode | dir | git
     spec_path: str  # the path as the user wrote it (provenance)
     kind: str  # "rows" | "files"
     path: str  # the file (rows) or the folder (files)
-    fmt: str  # jsonl | parquet | py
+    fmt: str  # jsonl | parquet | py | leetcode
     fingerprint: str  # content hash / ETag of what the unit reads: the dataset key follows it
     row_groups: tuple[int, ...] = ()  # Parquet: the row groups of this unit (empty: the whole file)
     first_row: int = 0  # row number of the unit's first row in its file (0-based)
@@ -135,6 +135,12 @@ def plan_units(specs: list[SourceSpec], open_fs: Callable[[str], tuple[Any, str]
                 print_ = hashlib.sha256(json.dumps([[n, str(prints.get(n))] for n in batch]).encode()).hexdigest()
                 units.append(CorpusUnit(spec.display, spec.kind, spec.path, "files", str(root), "py", print_, files=batch))
             continue
+        if spec.kind == "leetcode":  # problem folders (small, local): one unit, read as the pipeline reads them
+            root = spec.resolved
+            print_ = hashlib.sha256(json.dumps([[rel, _file_digest(root, path)] for rel, path in _files_of(spec)])
+                                    .encode()).hexdigest()
+            units.append(CorpusUnit(spec.display, spec.kind, spec.path, "rows", str(root), "leetcode", print_))
+            continue
         if spec.kind != "corpus":
             # jsonl: / unified: files (small, local): one unit each
             path = spec.resolved
@@ -192,8 +198,9 @@ def read_unit(unit: CorpusUnit, open_file: Callable[[str], Any], max_bytes: int)
     if unit.kind == "files":
         yield from _read_files(unit, spec, max_bytes)
         return
-    if unit.spec_kind in ("jsonl", "unified"):  # rows as the pipeline always read them
-        for number, outcome in enumerate(_read_jsonl(spec, max_bytes), start=1):
+    if unit.spec_kind in ("jsonl", "unified", "leetcode"):  # rows as the pipeline always read them
+        reader = _read_leetcode if unit.spec_kind == "leetcode" else _read_jsonl
+        for number, outcome in enumerate(reader(spec, max_bytes), start=1):
             if unit.max_rows is not None and number > unit.max_rows:
                 return
             yield outcome

@@ -175,6 +175,6 @@ def finalize_shard(candidates: list[dict[str, Any]], decisions: list[dict[str, A
         dup = Duplicate(record["source_id"], (0, int(record["row_order"])), decision["status"], decision["kept_id"],
                         decision["kept_name"], float(decision["similarity"] or 0.0))
         out.rejects.append(reject(f"{record['source_id']} ({_name(record)})", dup.reason, describe(dup)))
-    out.stats = {"raw": sum(r["kind"] == "raw" for r in out.records),
+    out.stats = {"raw": sum(r["kind"] != "unified" for r in out.records),  # raw files and problems: need normalizing
                  "unified": sum(r["kind"] == "unified" for r in out.records)}
     return out

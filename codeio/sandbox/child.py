@@ -7,6 +7,7 @@ Result dicts use the field names of :class:`codeio.execution.CallResult`.
 
 from __future__ import annotations
 
+import ast
 import builtins
 import errno
 import importlib.machinery
@@ -331,16 +332,59 @@ class Child:
                     "status": "exception", "error_type": "NameError",
                     "error_message": f"name '{name}' is not defined (or not callable)"}})
                 return False
+        self._prepare_fast_reload()
         self.guard = StateGuard(self.namespace)
         self.send({"load": "ok"})
         return True
 
     def fresh_namespace(self) -> dict[str, Any]:
         """The code's top level run again in a new namespace: every call starts from
-        the state right after loading (globals, mutable defaults, caches of the code)."""
+        the state right after loading (globals, mutable defaults, caches of the code).
+
+        The top-level imports are not run again when that is provably the same:
+        they only bind names to modules and attributes the guard watches, so the
+        names are bound as after loading and the rest of the top level is run."""
         namespace = {"__name__": MODULE_NAME, "__builtins__": builtins}
-        exec(self.compiled, namespace)
+        if self.without_imports is not None:
+            namespace.update(self.import_bindings)
+            exec(self.without_imports, namespace)
+        else:
+            exec(self.compiled, namespace)
         return namespace
+
+    def _prepare_fast_reload(self) -> None:
+        """Split off the top-level imports, and keep that only if a run of the rest
+        with the imported names pre-bound gives the same bindings as the load."""
+        self.without_imports = None
+        self.import_bindings: dict[str, Any] = {}
+        try:
+            tree = ast.parse(self.job["code"])
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return
+        names: list[str] = []
+        rest = []
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)) and not any(a.name == "*" for a in node.names) \
+                    and not (isinstance(node, ast.ImportFrom) and node.module == "__future__"):
+                names.extend((a.asname or a.name).split(".")[0] for a in node.names)
+            else:
+                rest.append(node)
+        if not names:
+            return
+        missing = object()
+        bindings = {name: self.namespace.get(name, missing) for name in names}
+        if any(value is missing for value in bindings.values()):
+            return
+        try:
+            code = compile(ast.Module(body=rest, type_ignores=[]), CODE_FILENAME, "exec")
+            probe = {"__name__": MODULE_NAME, "__builtins__": builtins, **bindings}
+            exec(code, probe)
+        except BaseException:  # noqa: BLE001 - any doubt: run the whole top level each time
+            return
+        if probe.keys() != self.namespace.keys() or any(probe[n] is not bindings[n] for n in names):
+            return
+        self.without_imports = code
+        self.import_bindings = bindings
 
     # ---- run ------------------------------------------------------------
     def run(self, start: int) -> None:

@@ -4,13 +4,17 @@ Functions with an input generator are sampled (up to 1000 generator calls, 10
 distinct pairs, at least 2 kept). Functions from unified sources bring their
 own pairs, which must reproduce here (within the answer tolerance); a kept pair
 holds the output the code returned here, the given one stays as provenance.
-Either way the kept inputs are run again in a server with another hash seed and
-random seed: a result that differs from the first execution marks the function
-nondeterministic. All execution goes through the sandbox executor.
+When the row also has an input generator, it tops them up to the same 10; when
+it has none, inputs drawn after the shapes of the reproduced pairs' values do
+(codeio.examples.typegen). Either way the kept inputs are run again in a server
+with another hash seed and random seed: a result that differs from the first
+execution marks the function nondeterministic. All execution goes through the
+sandbox executor.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from concurrent.futures import ThreadPoolExecutor
@@ -18,12 +22,14 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from codeio.answers import canonical_json, values_match
+from codeio.examples import typegen
 from codeio.execution import ExecStatus, Executor, Limits, RunRequest, SampleRequest
 from codeio.sandbox.sizecheck import size_violation
 from codeio.records import IO_PAIR, UNIFIED_FUNCTION, dumps, reject, stable_id
 from codeio.stages.base import StageOutput
 
-VERSION = "2"  # 2: kept given pairs hold the executed output; the re-check compares two executions
+VERSION = "3"  # 2: kept given pairs hold the executed output; the re-check compares two executions
+# 3: given pairs topped up from the row's input generator, else from type-driven inputs
 READS = UNIFIED_FUNCTION
 WRITES = IO_PAIR
 MISSING_PACKAGE_ERRORS = ("ModuleNotFoundError", "ImportError")
@@ -42,6 +48,9 @@ class CollectConfig:
     seed: int = 0
     recheck_seed: int = 1
     check_determinism: bool = True
+    # functions with given pairs but no input generator: inputs drawn from the shapes of
+    # the reproduced pairs' values (codeio.examples.typegen), run here like the rest
+    type_driven_pairs: bool = True
 
 
 @dataclass
@@ -82,6 +91,11 @@ def _collect_one(function: dict[str, Any], config: CollectConfig, executor: Exec
     function_id = function["function_id"]
     if function.get("given_pairs") is not None:
         candidates, failure, dropped = _revalidate(function, config, executor)
+        if _wants_more(function, candidates, failure, config):
+            candidates, failure, dropped = _more_pairs(function, candidates, dropped, config, executor)
+        elif failure is None and candidates and len(candidates) < config.max_pairs and config.type_driven_pairs \
+                and not function.get("generator_code"):
+            candidates, dropped = _typed_pairs(function, candidates, dropped, config, executor)
     else:
         candidates, failure, dropped = _sample(function, config, executor)
     if failure is not None:
@@ -171,6 +185,81 @@ def _sample(function: dict[str, Any], config: CollectConfig, executor: Executor)
         reason = _failure_reason(result.error_type, result.error_message, result.status)
         return [], reject(function_id, f"sampling_failed:{reason}", f"{result.error_type}: {result.error_message}"), dropped
     return [(p.input_json, p.output_json, None) for p in result.pairs], None, dropped
+
+
+def _wants_more(function: dict[str, Any], kept: list, failure: dict[str, str] | None, config: CollectConfig) -> bool:
+    """Given pairs are topped up to ``max_pairs`` from the row's input generator
+    when at least one of them reproduced (or none were given): a function whose
+    own examples all fail is not trusted with new inputs."""
+    if len(kept) >= config.max_pairs or not function.get("generator_code"):
+        return False
+    if failure is None:
+        return bool(kept) or not json.loads(function["given_pairs"])
+    return failure["reason"] == "no_valid_pairs" and not json.loads(function["given_pairs"])
+
+
+def _more_pairs(function: dict[str, Any], kept: list[tuple[str, str, str | None]], dropped: list[dict[str, str]],
+                config: CollectConfig, executor: Executor):
+    """The kept given pairs, then new pairs from the input generator (new inputs only)."""
+    sampled, failure, sample_dropped = _sample(function, config, executor)
+    dropped = dropped + sample_dropped
+    if failure is not None and not kept:
+        return [], failure, dropped
+    seen = {canonical_json(json.loads(pair[0])) for pair in kept}
+    merged = list(kept)
+    for pair in sampled:
+        if len(merged) >= config.max_pairs:
+            break
+        key = canonical_json(json.loads(pair[0]))
+        if key in seen:
+            dropped.append({"reason": "pair_duplicate"})
+            continue
+        seen.add(key)
+        merged.append(pair)
+    return merged, None, dropped
+
+
+def _typed_pairs(function: dict[str, Any], kept: list[tuple[str, str, str | None]], dropped: list[dict[str, str]],
+                 config: CollectConfig, executor: Executor):
+    """The kept given pairs, then pairs from inputs drawn after their shapes
+    (smallest first; a fatal outcome ends the batch). Outputs that fail, are None,
+    not finite or over the size limits are dropped as ``generated_<reason>``."""
+    examples = [json.loads(pair[0]) for pair in kept]
+    wanted = config.max_pairs - len(kept)
+    inputs = typegen.candidate_inputs(_entry_parameters(function["main_code"]) or list(examples[0]), examples,
+                                      count=wanted * 3, seed=int(stable_id(function["function_id"], config.seed), 16))
+    if not inputs:
+        return kept, dropped
+    results = executor.run(
+        RunRequest(code=function["main_code"], inputs_json=tuple(dumps(i) for i in inputs),
+                   limits=_limits(config, config.call_timeout_s), stop_on_fatal=True, seed=config.seed)
+    )
+    merged, dropped = list(kept), list(dropped)
+    for value, result in zip(inputs, results):
+        if len(merged) >= config.max_pairs:
+            break
+        if not result.ok:
+            dropped.append({"reason": f"generated_{_failure_reason(result.error_type, result.error_message, result.status)}"})
+            continue
+        output = json.loads(result.value_json)
+        if output is None or not is_finite_value(output):
+            dropped.append({"reason": "generated_output_none" if output is None else "generated_non_finite_output"})
+            continue
+        merged.append((dumps(value), result.value_json, None))
+    return merged, dropped
+
+
+def _entry_parameters(code: str, entry: str = "main_solution") -> list[str]:
+    """The parameter names of the entry point, read from the syntax tree."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return []
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == entry:
+            args = node.args
+            return [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    return []
 
 
 def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Executor):

@@ -2,7 +2,13 @@
 
 Unified sources already have main code, description and pairs: they pass
 through (their pairs are re-validated by collect_io). Raw files need a teacher
-LLM; without one they are rejected with a reason that names the settings.
+LLM; without one, the pairs a file carries itself (doctests, see
+codeio.examples) make one unified function per function that has them, and a
+file without any is rejected with a reason that names the settings. Problems
+(a statement with its solution, ``leetcode:`` sources) go to the LLM as statement
++ solution; without one their statement's examples are the pairs. One source
+may thus give several functions: the stage counts sources (in = kept +
+rejected) and reports the functions it wrote in its ``functions`` counter.
 """
 
 from __future__ import annotations
@@ -12,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from codeio import normalize as parsing
+from codeio.examples import OfflineFunction
+from codeio.examples.offline import normalization_text, offline_functions
 from codeio.llm.base import ChatLLM, ChatRequest, is_transient_failure
 from codeio.records import SOURCE_FILE, UNIFIED_FUNCTION, dumps, reject, stable_id
 from codeio.stages.base import StageOutput
 
-VERSION = "1"
+VERSION = "2"
 READS = SOURCE_FILE
 WRITES = UNIFIED_FUNCTION
 NEEDS_LLM_MESSAGE = (
@@ -43,19 +51,40 @@ def normalize_shard(
     template: str | None = None,
 ) -> StageOutput:
     READS.check(sources)
-    out = StageOutput(stats={"needs_llm": 0})
+    out = StageOutput(stats={"needs_llm": 0, "offline_functions": 0, "offline_skipped": {}})
     raw: list[dict[str, Any]] = []
     for source in sources:
         if source["kind"] == "unified":
             out.records.append(_from_unified(source))
         elif llm is None:
-            out.rejects.append(reject(source["source_id"], "needs_llm", NEEDS_LLM_MESSAGE))
-            out.stats["needs_llm"] += 1
+            _normalize_offline(source, out)
         else:
             raw.append(source)
     if raw and llm is not None:
         _normalize_with_llm(raw, config, llm, template, out)
+    out.stats["sources_kept"] = len({record["source_id"] for record in out.records})
+    out.stats["functions"] = len(out.records)
+    out.kept = out.stats["sources_kept"]  # the summary's out is in sources, like its in
     return out
+
+
+def _normalize_offline(source: dict[str, Any], out: StageOutput) -> None:
+    """The functions whose pairs the source carries, or a reject that says what to set."""
+    found = offline_functions(source)
+    for reason, count in found.skipped.items():
+        out.stats["offline_skipped"][reason] = out.stats["offline_skipped"].get(reason, 0) + count
+    if found.functions:
+        out.records.extend(_from_offline(source, function) for function in found.functions)
+        out.stats["offline_functions"] += len(found.functions)
+        return
+    if source["kind"] == "raw":
+        out.rejects.append(reject(source["source_id"], "needs_llm",
+                                  f"{NEEDS_LLM_MESSAGE}; no pairs found in the source ({found.describe_skipped()})"))
+        out.stats["needs_llm"] += 1
+        return
+    top = found.skipped.most_common(1)[0][0] if found.skipped else "nothing_found"
+    out.rejects.append(reject(source["source_id"], f"no_offline_pairs:{top}",
+                              f"{found.describe_skipped()}; an LLM endpoint would normalize it instead"))
 
 
 def _function_record(source: dict[str, Any], main_code: str, io_description: str, generator_code: str | None,
@@ -89,12 +118,26 @@ def _from_unified(source: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+def _from_offline(source: dict[str, Any], function: OfflineFunction) -> dict[str, Any]:
+    return _function_record(
+        source,
+        main_code=function.main_code,
+        io_description=function.io_description,
+        generator_code=None,
+        problem_statement=function.problem_statement,
+        given_pairs=list(function.pairs),
+        teacher=f"source:{function.kind}",
+        llm_call_id=None,
+    )
+
+
 def _normalize_with_llm(raw: list[dict[str, Any]], config: NormalizeConfig, llm: ChatLLM, template: str | None,
                         out: StageOutput) -> None:
     response_format = {"type": "json_object"} if config.json_mode else None
     requests = [
         ChatRequest(
-            messages=tuple(parsing.build_normalize_messages(source["content"], template=template, json_mode=config.json_mode)),
+            messages=tuple(parsing.build_normalize_messages(normalization_text(source), template=template,
+                                                            json_mode=config.json_mode)),
             model=config.model,
             temperature=config.temperature,
             max_tokens=config.max_tokens,

@@ -1,0 +1,20 @@
+"""Input/output pairs that a source already carries, found without an LLM.
+
+Corpus code is never run here: doctests and LeetCode statements are parsed
+with ``ast``/``doctest`` parsers and values read with ``ast.literal_eval``.
+What comes out is a unified function (``main_solution`` + given pairs + a
+description derived from the source and labelled as such); collect_io then
+re-validates every pair in the sandbox like the pairs of any unified row, and
+adds pairs from inputs the type-driven generator (:mod:`.typegen`) proposes.
+
+- :mod:`.literals`: JSON-representable literals (the only values accepted).
+- :mod:`.wrapping`: slicing a function out of its file, the ``main_solution``
+  wrapper, the signature-derived I/O description.
+- :mod:`.doctests`: each doctest-bearing function of a file.
+- :mod:`.leetcode`: a problem folder (statement + ``class Solution``).
+- :mod:`.typegen`: candidate inputs from the signature and the example values.
+"""
+
+from codeio.examples.base import Extraction, OfflineFunction
+
+__all__ = ["Extraction", "OfflineFunction"]

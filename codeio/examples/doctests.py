@@ -1,0 +1,214 @@
+"""Doctest examples of a file's functions as given pairs, read by parsing only.
+
+Each top-level function that doctests call with literal arguments and a literal
+expected value becomes a unified function: the function and what it uses from
+its file, a ``main_solution`` wrapper with the same parameters, and its examples
+as pairs. ``f(x) == <literal>`` shown as ``True`` counts as ``f(x)`` giving the
+literal. Examples in the module docstring count for the function they call;
+``>>> name = <literal>`` lines earlier in the same docstring are substituted
+into later calls. Examples that raise, print, compare, use other names or values
+JSON cannot carry are passed over and counted by reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import doctest
+from typing import Any
+
+from codeio.examples.base import PARSE_ERRORS, Extraction, OfflineFunction, parse_module
+from codeio.examples.literals import NotJSON, node_value, read_literal
+from codeio.examples.wrapping import MAIN_NAME, Unsupported, entry_wrapper, io_description, parameters, slice_function
+
+KIND = "doctest"
+_PARSER = doctest.DocTestParser()
+_DOCSTRING_ERRORS = (ValueError, IndexError)  # doctest's parser on malformed docstrings
+
+
+def extract_doctest_functions(source: str, path: str) -> Extraction:
+    """Every function of ``source`` with at least one usable doctest example."""
+    found = Extraction()
+    tree = parse_module(source, found)
+    if tree is None:
+        return found
+    functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    examples: dict[str, list[dict[str, Any]]] = {name: [] for name in functions}
+    holders: list[ast.AST] = [tree, *functions.values()]
+    for holder in holders:
+        for name, pair in _examples_of(ast.get_docstring(holder, clean=True) or "", functions, found):
+            if all(pair["input"] != seen["input"] for seen in examples[name]):
+                examples[name].append(pair)
+    for name, node in functions.items():
+        pairs = examples[name]
+        if not pairs:
+            continue
+        try:
+            params = parameters(node.args)
+        except Unsupported as error:
+            found.skipped[str(error)] += len(pairs)
+            continue
+        if not params:
+            found.skipped["no_parameters"] += len(pairs)
+            continue
+        found.functions.append(_function(source, tree, node, params, pairs, path))
+    return found
+
+
+def _examples_of(docstring: str, functions: dict[str, ast.FunctionDef], found: Extraction):
+    """(function name, pair) for each usable example of a docstring."""
+    if ">>>" not in docstring:
+        return
+    try:
+        parsed = _PARSER.get_examples(docstring)
+    except _DOCSTRING_ERRORS:
+        found.skipped["malformed_docstring"] += 1
+        return
+    bound: dict[str, ast.expr] = {}
+    for example in parsed:
+        try:
+            statement = ast.parse(example.source.strip())
+        except PARSE_ERRORS:
+            found.skipped["example_syntax_error"] += 1
+            continue
+        body = statement.body
+        if len(body) == 1 and isinstance(body[0], ast.Assign) and len(body[0].targets) == 1 \
+                and isinstance(body[0].targets[0], ast.Name):
+            bound[body[0].targets[0].id] = body[0].value  # literal or not: checked where it is used
+            continue
+        if len(body) != 1 or not isinstance(body[0], ast.Expr):
+            found.skipped["example_not_a_call"] += 1
+            continue
+        call, want = _call_and_want(body[0].value, example.want)
+        if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in functions):
+            found.skipped["example_not_a_call"] += 1
+            continue
+        if example.exc_msg is not None:
+            found.skipped["example_raises"] += 1
+            continue
+        pair = _pair(call, want, functions[call.func.id], bound)
+        if isinstance(pair, str):
+            found.skipped[pair] += 1
+        else:
+            yield call.func.id, pair
+
+
+def _call_and_want(expression: ast.expr, want: str) -> tuple[ast.expr, str]:
+    """``f(x) == <literal>`` (or ``f(x) is None``) shown as ``True`` is the call with
+    that literal as its expected text; anything else is itself."""
+    if (isinstance(expression, ast.Compare) and len(expression.ops) == 1 and want.strip() == "True"
+            and isinstance(expression.ops[0], (ast.Eq, ast.Is)) and isinstance(expression.left, ast.Call)):
+        expected = expression.comparators[0]
+        if isinstance(expression.ops[0], ast.Is) and not (isinstance(expected, ast.Constant) and expected.value is None):
+            return expression, want
+        return expression.left, ast.unparse(expected)
+    return expression, want
+
+
+def _pair(call: ast.Call, want: str, function: ast.FunctionDef, bound: dict[str, ast.expr]) -> dict[str, Any] | str:
+    """The pair of one call, or the reason it cannot be one."""
+    try:
+        params = [name for name, _ in parameters(function.args)]
+    except Unsupported as error:
+        return str(error)
+    positional = [*function.args.posonlyargs, *function.args.args]
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        return "example_unpacks_arguments"
+    if len(call.args) > len(positional):
+        return "example_too_many_arguments"
+    values: dict[str, Any] = {}
+    try:
+        for arg, node in zip(positional, call.args):
+            values[arg.arg] = node_value(_resolve(node, bound))
+        for keyword in call.keywords:
+            if keyword.arg not in params or keyword.arg in values:
+                return "example_unknown_keyword"
+            values[keyword.arg] = node_value(_resolve(keyword.value, bound))
+    except NotJSON:
+        return "example_argument_not_json"
+    if not want.strip():
+        return "example_returns_none"
+    try:
+        output = read_literal(want)
+    except NotJSON:
+        return "example_output_not_json"
+    return {"input": {name: values[name] for name in params if name in values}, "output": output}
+
+
+def _resolve(node: ast.expr, bound: dict[str, ast.expr]) -> ast.expr:
+    return bound.get(node.id, node) if isinstance(node, ast.Name) else node
+
+
+def _prose(docstring: str) -> str:
+    """The docstring without its examples."""
+    try:
+        parts = _PARSER.parse(docstring)
+    except _DOCSTRING_ERRORS:
+        return docstring.split(">>>", 1)[0].strip()
+    text = "".join(part for part in parts if isinstance(part, str))
+    lines = [line.rstrip() for line in text.split("\n")]
+    kept: list[str] = []
+    for line in lines:
+        if line or (kept and kept[-1]):
+            kept.append(line)
+    return "\n".join(kept).strip()
+
+
+def without_examples(code: str) -> str:
+    """The code with the doctest examples taken out of its docstrings: the pairs'
+    answers must not be readable in the reference code shown with them."""
+    try:
+        tree = ast.parse(code)
+    except PARSE_ERRORS:
+        return code
+    spans: list[tuple[int, int, str | None]] = []  # (first line, last line, replacement text)
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            continue
+        docstring = ast.get_docstring(node, clean=True)
+        if not docstring or ">>>" not in docstring:
+            continue
+        first = node.body[0]
+        if not isinstance(node, ast.Module) and first.lineno == node.lineno:
+            continue  # a docstring on the def line: left alone
+        prose = _prose(docstring)
+        indent = " " * first.col_offset
+        if not prose and len(node.body) > 1:
+            spans.append((first.lineno, first.end_lineno or first.lineno, None))
+            continue
+        if '"""' in prose or "\\" in prose or prose.endswith('"'):
+            prose = "(examples removed)"
+        body = "\n".join(indent + line if line else "" for line in prose.split("\n")).lstrip()
+        spans.append((first.lineno, first.end_lineno or first.lineno, f'{indent}"""{body}\n{indent}"""'
+                      if "\n" in prose else f'{indent}"""{prose}"""'))
+    lines = code.split("\n")
+    for start, end, text in sorted(spans, reverse=True):
+        lines[start - 1:end] = [] if text is None else text.split("\n")
+    rewritten = "\n".join(lines)
+    try:
+        ast.parse(rewritten)
+    except SyntaxError:
+        return code
+    return rewritten
+
+
+def _function(source: str, tree: ast.Module, node: ast.FunctionDef, params: list[tuple[str, str | None]],
+              pairs: list[dict[str, Any]], path: str) -> OfflineFunction:
+    name = node.name
+    code = without_examples(slice_function(source, tree, name))
+    if name != MAIN_NAME:
+        target = name
+        if any(param == name for param, _ in params):  # def dna(dna): the parameter hides the function
+            target = f"_entry_{name}"
+            code += f"\n\n{target} = {name}\n"
+        code += "\n\n" + entry_wrapper(node.args, target)
+    where = f"`{name}` in {path}" if path else f"`{name}`"
+    prose = _prose(ast.get_docstring(node, clean=True) or "")
+    names = ", ".join(f"`{p}`" for p, _ in params)
+    question = f"Given {names}, what does `{name}` return?"
+    statement = "\n\n".join(part for part in (prose, question) if part)
+    statement += f"\n({'derived without an LLM from the docstring of ' + where})"
+    returns = ast.unparse(node.returns) if node.returns is not None else None
+    description = io_description(params, returns, pairs, f"the signature and doctests of {where}")
+    qualified = f"{path}:{name}" if path else name
+    return OfflineFunction(name=qualified, kind=KIND, main_code=code, io_description=description,
+                           problem_statement=statement, pairs=tuple(pairs))

@@ -1,0 +1,3 @@
+class Solution:
+    def anyPeak(self, nums: List[int]) -> int:
+        return nums.index(max(nums))

@@ -1,0 +1,4 @@
+class Solution:
+    def mostCommonLetter(self, word: str) -> str:
+        counts = Counter(word)
+        return min(counts, key=lambda c: (-counts[c], c))

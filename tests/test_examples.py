@@ -1,0 +1,319 @@
+"""Pairs a source carries (doctests, LeetCode statements, given pairs + generators),
+parsed without running corpus code, then re-validated in the real sandbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from codeio.examples.doctests import extract_doctest_functions
+from codeio.examples.literals import NotJSON, read_literal
+from codeio.records import UNIFIED_FUNCTION, dumps
+from codeio.stages.collect_io import CollectConfig, collect_io_shard
+from codeio.stages.normalize import NormalizeConfig, normalize_shard
+
+DATA = Path(__file__).resolve().parent / "data"
+DOCTESTS = DATA / "doctests"
+OFFLINE = NormalizeConfig(teacher="offline", model="")
+
+
+@pytest.fixture(scope="module")
+def executor():
+    from codeio.sandbox import SandboxConfig, create_executor
+
+    pool = create_executor(SandboxConfig(workers=2))
+    yield pool
+    pool.close()
+
+
+def source_record(path: Path, kind: str = "raw", unified: dict | None = None) -> dict:
+    return {"source_id": f"s-{path.name}", "source_name": "dir:test", "kind": kind,
+            "origin": dumps({"path": f"data/{path.name}"}), "content": path.read_text(),
+            "unified": dumps(unified) if unified is not None else None}
+
+
+# -- literals ------------------------------------------------------------------------------------
+def test_literals_are_json_values_or_refused():
+    assert read_literal("(1, (2, 'a'))") == [1, [2, "a"]]
+    assert read_literal("[true, null, false]", json_words=True) == [True, None, False]
+    assert read_literal('"true"', json_words=True) == "true"  # inside a string: kept
+    for text in ("{1, 2}", "b'x'", "1j", "...", "{1: 2}", "1e999", "__import__('os')", "f(1)"):
+        with pytest.raises(NotJSON):
+            read_literal(text)
+
+
+# -- doctests ----------------------------------------------------------------------------------
+def test_doctest_functions_are_found_by_parsing_only():
+    found = extract_doctest_functions((DOCTESTS / "text_tools.py").read_text(), "text_tools.py")
+    by_name = {f.name.split(":")[1]: f for f in found.functions}
+    assert sorted(by_name) == ["count_vowels", "first_word", "rotate_letters"]
+    vowels = by_name["count_vowels"]
+    # the module docstring's example counts for the function it calls
+    assert [p["input"] for p in vowels.pairs] == [{"text": "Doctests double as data"}, {"text": "banana"}, {"text": ""}]
+    assert [p["output"] for p in vowels.pairs] == [7, 3, 0]
+    # keyword and positional arguments both land on parameter names
+    assert [p["input"] for p in by_name["rotate_letters"].pairs] == [
+        {"text": "abc"}, {"text": "xyz", "shift": 3}, {"text": "a-b", "shift": 2}]
+    # printed output and raised exceptions are not pairs
+    assert found.skipped == {"example_output_not_json": 1, "example_raises": 1}
+    # the function is sliced out with what it uses, and called by a main_solution wrapper
+    code = vowels.main_code
+    assert "VOWELS = frozenset" in code and "def rotate_letters" not in code and "doctest.testmod" not in code
+    # the docstring keeps its prose but not the examples: the answers are not in the code shown
+    assert '"""Count the vowels of ``text``."""' in code and ">>>" not in code and "banana" not in code
+    assert "def main_solution(text):\n    return count_vowels(text)" in code
+    wrapper = by_name["rotate_letters"].main_code
+    assert "def main_solution(text, shift=1):\n    return rotate_letters(text, shift)" in wrapper
+    assert "derived without an LLM" in vowels.io_description and "`text` (str)" in vowels.io_description
+    assert vowels.problem_statement.startswith("Count the vowels of ``text``.")
+    assert ">>>" not in vowels.problem_statement and "banana" not in vowels.problem_statement
+
+
+def test_doctest_names_bound_earlier_are_substituted_and_sets_refused():
+    found = extract_doctest_functions((DOCTESTS / "number_tools.py").read_text(), "number_tools.py")
+    pairs = {f.name.split(":")[1]: f.pairs for f in found.functions}
+    assert pairs["digit_sum"][0] == {"input": {"n": 1234}, "output": 10}
+    assert pairs["reduce_fraction"][0] == {"input": {"numerator": 6, "denominator": 8}, "output": [3, 4]}
+    # "f(x) == <literal>" shown as True is the pair (x, literal)
+    assert pairs["running_max"][1] == {"input": {"values": [2, 7]}, "output": [2, 7]}
+    assert "unique_count" not in pairs and found.skipped["example_argument_not_json"] == 1
+    assert "from math import gcd" in next(f.main_code for f in found.functions if f.name.endswith("reduce_fraction"))
+
+
+def test_the_slice_keeps_what_fills_a_table_and_not_what_shares_a_local_name():
+    source = (
+        "TABLE = {}\n"
+        "for word in ('a', 'bb'):\n"
+        "    TABLE[word] = len(word)\n"
+        "word = 'unrelated'\n\n"
+        "def size(word):\n"
+        '    """>>> size("bb")\n    2\n    >>> size("a")\n    1\n    """\n'
+        "    return TABLE[word]\n\n"
+        "def word_count(word_count):\n"
+        '    """Words.\n\n    >>> word_count("a b")\n    2\n    >>> word_count("c")\n    1\n    """\n'
+        "    return len(word_count.split())\n"
+    )
+    size, count = extract_doctest_functions(source, "x.py").functions
+    assert "for word in ('a', 'bb'):" in size.main_code and "word = 'unrelated'" not in size.main_code
+    assert '"""' not in size.main_code  # a docstring of examples only goes away
+    assert '"""Words."""' in count.main_code and ">>>" not in count.main_code
+    # a parameter named like its function: the wrapper calls it through another name
+    assert "_entry_word_count = word_count" in count.main_code
+    assert "return _entry_word_count(word_count)" in count.main_code
+
+
+def test_a_file_that_does_not_parse_gives_nothing():
+    found = extract_doctest_functions("def broken(:\n    '''>>> broken(1)\n    1'''\n", "x.py")
+    assert not found.functions and found.skipped == {"syntax_error": 1}
+
+
+def test_normalize_without_llm_turns_doctest_functions_into_unified_functions():
+    sources = [source_record(DOCTESTS / name) for name in ("text_tools.py", "number_tools.py", "no_doctests.py")]
+    out = normalize_shard(sources, OFFLINE, llm=None)
+    UNIFIED_FUNCTION.check(out.records)
+    assert len(out.records) == 7 and {r["teacher"] for r in out.records} == {"source:doctest"}
+    assert all(r["generator_code"] is None and json.loads(r["given_pairs"]) for r in out.records)
+    assert len({r["function_id"] for r in out.records}) == 7
+    # the file without doctests still needs an LLM, and says so
+    assert [r["reason"] for r in out.rejects] == ["needs_llm"] and "CODEIO_LLM_BASE_URL" in out.rejects[0]["detail"]
+    assert out.stats["sources_kept"] == 2 and out.stats["offline_functions"] == 7
+    assert out.stats["offline_skipped"]["example_raises"] == 1
+
+
+GIVEN_ONLY = CollectConfig(type_driven_pairs=False)
+
+
+def test_doctest_pairs_are_revalidated_in_the_sandbox(executor):
+    sources = [source_record(DOCTESTS / name) for name in ("text_tools.py", "number_tools.py")]
+    functions = normalize_shard(sources, OFFLINE, llm=None).records
+    out = collect_io_shard(functions, GIVEN_ONLY, executor)
+    name_of = {f["function_id"]: f["main_code"].split("return ")[-1].split("(")[0] for f in functions}
+    kept: dict[str, list] = {}
+    for pair in out.records:
+        kept.setdefault(name_of[pair["function_id"]], []).append(json.loads(pair["output"]))
+    # functions with two or more true examples are kept; the tuple result compares as a list
+    assert kept["count_vowels"] == [3, 0]  # the module example (7) does not reproduce
+    assert kept["rotate_letters"] == ["bcd", "abc", "c-d"]
+    assert kept["reduce_fraction"] == [[3, 4], [2, 1]]
+    assert kept["digit_sum"] == [10, 16]
+    assert kept["running_max"] == [[3, 3, 4, 4, 5], [2, 7]]
+    rejected = {name_of[r["record_id"]]: r["reason"] for r in out.rejects}
+    assert rejected["wrong_doc"] == "not_reproduced"
+    assert out.stats["pairs_dropped"]["pair_not_reproduced"] >= 3
+
+
+# -- unified rows: given pairs + input generator ----------------------------------------------------
+UNIFIED_MAIN = "def main_solution(word, times):\n    return (word * times)[:12]\n"
+UNIFIED_GENERATOR = (
+    "import random\n\n"
+    "def input_generator():\n"
+    "    return {'word': random.choice(['ab', 'xyz', 'q', 'hello']), 'times': random.randint(0, 5)}\n"
+)
+
+
+def unified_function(pairs: list, generator: str | None = UNIFIED_GENERATOR, main: str = UNIFIED_MAIN) -> dict:
+    return {"function_id": "u1", "source_id": "s-u1", "main_code": main, "io_description": "word, times",
+            "generator_code": generator, "problem_statement": "What is the repeated word?",
+            "given_pairs": dumps(pairs), "teacher": "source", "llm_call_id": None, "origin": dumps({})}
+
+
+def test_one_given_pair_and_an_input_generator_give_more_pairs(executor):
+    given = [{"input": {"word": "ab", "times": 2}, "output": "abab"}]
+    out = collect_io_shard([unified_function(given)], CollectConfig(), executor)
+    assert not out.rejects
+    inputs = [json.loads(p["input"]) for p in out.records]
+    assert inputs[0] == given[0]["input"]  # the given pair first
+    assert 2 <= len(inputs) <= 10 and len({json.dumps(i, sort_keys=True) for i in inputs}) == len(inputs)
+    for pair in out.records:
+        value = json.loads(pair["input"])
+        assert json.loads(pair["output"]) == (value["word"] * value["times"])[:12]
+    # without the generator (and without type-driven inputs) the single pair is too few
+    alone = collect_io_shard([unified_function(given, generator=None)], GIVEN_ONLY, executor)
+    assert [r["reason"] for r in alone.rejects] == ["too_few_pairs"]
+
+
+def test_given_pairs_that_all_fail_are_not_topped_up(executor):
+    wrong = [{"input": {"word": "ab", "times": 2}, "output": "nope"}]
+    out = collect_io_shard([unified_function(wrong)], CollectConfig(), executor)
+    assert [r["reason"] for r in out.rejects] == ["not_reproduced"] and not out.records
+    # no given pairs at all: the generator alone
+    empty = collect_io_shard([unified_function([])], CollectConfig(), executor)
+    assert not empty.rejects and len(empty.records) >= 2
+
+
+# -- LeetCode-style problem folders ----------------------------------------------------------------
+LEETCODE = DATA / "leetcode"
+
+
+def problem_records() -> tuple[list[dict], list[dict]]:
+    from codeio.sources import parse_source_specs, read_sources
+
+    outcomes = list(read_sources(parse_source_specs([f"leetcode:{LEETCODE}"])))
+    return [o.record for o in outcomes if o.record], [o.rejected for o in outcomes if o.rejected]
+
+
+def test_leetcode_folders_are_read_as_problems_with_their_statement():
+    records, rejects = problem_records()
+    assert len(records) == 7 and {r["kind"] for r in records} == {"problem"}
+    assert [r["reason"] for r in rejects] == ["no_python_solution"]
+    first = records[0]
+    payload = json.loads(first["unified"])
+    assert payload["title"] == "1. Sum of Evens" and payload["difficulty"] == "Easy"
+    assert "editorial" not in payload["statement_html"]  # only the description travels
+    assert json.loads(first["origin"])["path"].endswith("0001.Sum of Evens/Solution.py")
+
+
+def test_statement_examples_are_unescaped_literals_and_split_outside_strings():
+    from codeio.examples.leetcode import split_arguments, statement_examples, statement_text
+
+    records, _ = problem_records()
+    vowels = json.loads(next(r for r in records if "Only Vowels" in r["unified"])["unified"])
+    examples, skipped = statement_examples(vowels)
+    assert examples == [({"s": "aeiou"}, True), ({"s": "a,b"}, False), ({"s": ""}, True)] and not skipped
+    assert split_arguments('a = [1, [2, 3]], s = "x, y = 1", k = -2') == {"a": "[1, [2, 3]]", "s": '"x, y = 1"', "k": "-2"}
+    text = statement_text(vowels, with_examples=False)
+    assert "'a'" in text and "&#39;" not in text and "Example" not in text and "Constraints:" in text
+
+
+def test_offline_problems_become_unified_functions_with_node_helpers():
+    records, _ = problem_records()
+    out = normalize_shard(records, OFFLINE, llm=None)
+    UNIFIED_FUNCTION.check(out.records)
+    by_title = {json.loads(f["origin"])["problem"]: f for f in out.records}
+    assert len(out.records) == 6 and {f["teacher"] for f in out.records} == {"source:leetcode"}
+    assert [r["reason"] for r in out.rejects] == ["no_offline_pairs:example_output_not_json"]
+    chain = by_title["2. Reverse Chain"]
+    assert "class ListNode" in chain["main_code"] and "class TreeNode" not in chain["main_code"]
+    assert "return _from_list_node(Solution().reverseChain(_to_list_node(head)))" in chain["main_code"]
+    assert "linked list" in chain["io_description"] and "derived without an LLM" in chain["io_description"]
+    # the examples are the pairs: the statement keeps its constraints but not its examples
+    assert "Constraints:" in chain["problem_statement"] and "[3,2,1]" not in chain["problem_statement"]
+    assert "from collections import Counter" in by_title["7. Most Common Letter"]["main_code"]
+    assert "from typing import List" in by_title["1. Sum of Evens"]["main_code"]
+    in_place = by_title["5. Zeros Last"]["main_code"]
+    assert "    Solution().zerosLast(nums)\n    return nums" in in_place
+
+
+def test_problem_pairs_are_revalidated_in_the_sandbox(executor):
+    records, _ = problem_records()
+    functions = normalize_shard(records, OFFLINE, llm=None).records
+    out = collect_io_shard(functions, GIVEN_ONLY, executor)
+    title = {f["function_id"]: json.loads(f["origin"])["problem"] for f in functions}
+    kept: dict[str, list] = {}
+    for pair in out.records:
+        kept.setdefault(title[pair["function_id"]], []).append(json.loads(pair["output"]))
+    assert kept["2. Reverse Chain"] == [[3, 2, 1], [7], []]
+    assert kept["3. Tree Depth"] == [3, 2, 0]
+    assert kept["5. Zeros Last"] == [[1, 3, 0, 0], [2, 0]]
+    assert kept["4. Only Vowels"] == [True, False, True]
+    assert not out.stats["pairs_dropped"]
+
+
+# -- type-driven inputs --------------------------------------------------------------------------------
+def test_shapes_are_read_from_the_example_values():
+    from codeio.examples.typegen import infer
+
+    nums = infer([[1, 3, 8], [2, 2], [0, 5, 9, 9]])
+    assert (nums.kind, nums.min_len, nums.max_len, nums.ordered, nums.item.kind) == ("list", 2, 4, True, "int")
+    assert (nums.item.low, nums.item.high) == (0, 9) and not nums.distinct
+    text = infer(["(()", "[]"])
+    assert text.kind == "str" and text.alphabet == "()[]" and (text.min_len, text.max_len) == (2, 3)
+    tree = infer([[1, None, 2], [4]])
+    assert tree.item.kind == "int" and 0 < tree.item.null_share < 1
+    assert infer([1, 2.5]).kind == "float" and infer([True, False]).kind == "bool"
+    assert infer([{"a": 1}, {"a": 4}]).values["a"].high == 4 and infer([1, "x"]).kind == "choice"
+
+
+def test_candidates_are_seeded_new_small_and_keep_the_example_shapes():
+    from codeio.examples.typegen import candidate_inputs
+    from codeio.sandbox.sizecheck import size_violation
+
+    examples = [{"nums": [1, 4, 6], "k": 2}, {"nums": [0, 3, 3, 8, 9], "k": 1}]
+    first = candidate_inputs(["nums", "k"], examples, count=12, seed=7)
+    assert first == candidate_inputs(["nums", "k"], examples, count=12, seed=7)  # seeded
+    assert first != candidate_inputs(["nums", "k"], examples, count=12, seed=8)
+    assert len(first) == 12 and not any(c in examples for c in first)
+    assert len({json.dumps(c, sort_keys=True) for c in first}) == 12
+    for candidate in first:
+        assert set(candidate) == {"nums", "k"} and size_violation(candidate) is None
+        assert candidate["nums"] == sorted(candidate["nums"])  # every example was sorted
+        assert all(isinstance(x, int) and x >= 0 for x in candidate["nums"]) and candidate["k"] >= 0
+    sizes = [len(json.dumps(c)) for c in first]
+    assert sizes == sorted(sizes)  # smallest first: a timeout costs the fewest
+    assert candidate_inputs(["nums"], [], count=5, seed=1) == []
+
+
+def test_functions_without_a_generator_get_type_driven_pairs(executor):
+    sources = [source_record(DOCTESTS / name) for name in ("text_tools.py", "number_tools.py")]
+    functions = normalize_shard(sources, OFFLINE, llm=None).records
+    out = collect_io_shard(functions, CollectConfig(), executor)
+    name_of = {f["function_id"]: f["main_code"].split("return ")[-1].split("(")[0] for f in functions}
+    pairs: dict[str, list] = {}
+    for pair in out.records:
+        pairs.setdefault(name_of[pair["function_id"]], []).append((json.loads(pair["input"]), json.loads(pair["output"])))
+    # the given pairs come first, the drawn ones are what the code returns for them
+    assert [o for _, o in pairs["count_vowels"][:2]] == [3, 0] and len(pairs["count_vowels"]) == 10
+    for value, output in pairs["count_vowels"]:
+        assert output == sum(c in "aeiouAEIOU" for c in value["text"])
+    for value, output in pairs["digit_sum"]:
+        assert output == sum(int(d) for d in str(abs(value["n"])))
+    # one true example is now enough: the drawn inputs give the second pair
+    assert len(pairs["first_word"]) >= 2 and len(pairs["running_max"]) >= 2
+    for value, output in pairs["first_word"]:
+        assert output == value["text"].split()[0]
+    rejected = {name_of[r["record_id"]]: r["reason"] for r in out.rejects}
+    assert rejected == {"wrong_doc": "not_reproduced"}  # no example reproduced: nothing drawn for it
+
+
+def test_the_ingestion_flow_reads_leetcode_folders_as_the_pipeline_does():
+    from codeio.ingest.readers import plan_units, read_unit
+    from codeio.sources import MAX_SOURCE_BYTES_DEFAULT, parse_source_specs
+
+    units = plan_units(parse_source_specs([f"leetcode:{LEETCODE}"]), open_fs=None, rows_per_unit=100, files_per_unit=100)
+    assert len(units) == 1 and units[0].fmt == "leetcode"
+    outcomes = list(read_unit(units[0], open_file=None, max_bytes=MAX_SOURCE_BYTES_DEFAULT))
+    records, rejects = problem_records()
+    assert [o.record for o in outcomes if o.record] == records
+    assert [o.rejected for o in outcomes if o.rejected] == rejects
