@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from codeio.sandbox import SandboxConfig
+
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 SECRET = "sk-hostile-test-secret-4b1d9e"
 # Files whose sandbox outcome is harmless: they may yield pairs (set_order only if
@@ -69,7 +71,9 @@ def _contents(rows: list[dict]) -> list[tuple]:
 
 def _sandbox_processes() -> list[str]:
     listing = subprocess.run(["ps", "-eo", "uid=,pid=,comm="], capture_output=True, text=True).stdout
-    return [line for line in listing.splitlines() if line.split() and int(line.split()[0]) >= 61000
+    config = SandboxConfig()
+    uids = range(config.uid_base, config.uid_base + config.uid_count)  # not nobody's (the unprivileged suite)
+    return [line for line in listing.splitlines() if line.split() and int(line.split()[0]) in uids
             and "codeio-sandbox" not in line]
 
 
