@@ -167,3 +167,82 @@ def test_top_level_imports_rebound_later_are_run_again(executor):
         return [math["pi"], Counter(acc)]
     """
     assert values(executor, code, [{"x": i} for i in range(3)]) == [[3, 1]] * 3
+
+
+def test_code_runs_as_a_registered_module_for_every_call(executor):
+    """Dataclasses under postponed annotations, typing.get_type_hints, enum and
+    pickle look the code's module up in sys.modules by ``__module__``: it is
+    there for the load and for every call (each call with its own fresh module),
+    and the guard does not take that entry for tampering (the calls stay in one child)."""
+    code = """
+    from __future__ import annotations
+
+    import enum, os, pickle, sys, typing
+    from dataclasses import dataclass, field
+
+    class Color(enum.Enum):
+        RED = 1
+
+    @dataclass
+    class Node:
+        val: int
+        left: Node | None = None
+        children: list[int] = field(default_factory=list)
+
+    def main_solution(x):
+        @dataclass
+        class Local:
+            v: int
+
+        node = Node(x, Node(x + 1))
+        back = pickle.loads(pickle.dumps(node))
+        hints = sorted(typing.get_type_hints(Node))
+        module = sys.modules[Node.__module__]
+        return [back.left.val, Local(x).v, hints, module.Node is Node, vars(module) is globals(),
+                pickle.loads(pickle.dumps(Color.RED)) is Color.RED, os.getpid()]
+    """
+    out = values(executor, code, [{"x": i} for i in range(3)])
+    assert [row[:6] for row in out] == [[i + 1, i, ["children", "left", "val"], True, True, True] for i in range(3)]
+    assert len({row[6] for row in out}) == 1  # one child: registering the module is not tampering
+
+
+def test_tampering_with_the_codes_own_module_entry_does_not_carry_over(executor):
+    code = """
+    from __future__ import annotations
+
+    import sys
+    from dataclasses import dataclass
+
+    def main_solution(tamper):
+        if tamper:
+            sys.modules[__name__] = None
+            return None
+
+        @dataclass
+        class Point:
+            x: int
+
+        return [Point(3).x, sys.modules[__name__] is not None]
+    """
+    assert values(executor, code, [{"tamper": True}, {"tamper": False}])[1:] == [[3, True]]
+
+
+def test_sys_modules_tampering_by_the_generator_still_stops_sampling(executor):
+    """Registering the code's module between calls must not hide a write to
+    sys.modules made by the generator just before it."""
+    code = textwrap.dedent("""
+    import random, sys, types
+
+    calls = []
+
+    def main_solution(n):
+        return __import__("math").sqrt(16.0)
+
+    def input_generator():
+        calls.append(1)
+        if len(calls) == 1:
+            sys.modules["math"] = types.SimpleNamespace(sqrt=lambda v: -2.0)
+        return {"n": random.randint(0, 10 ** 6)}
+    """)
+    res = executor.sample(SampleRequest(code=code, max_attempts=20, max_pairs=5))
+    assert "-2.0" not in [p.output_json for p in res.pairs][1:]

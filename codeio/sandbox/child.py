@@ -164,6 +164,22 @@ def install_seed_on_import() -> None:
         sys.meta_path.insert(0, _SeedOnImport())
 
 
+def new_code_module() -> Any:
+    """A new module for the code to run in. It goes in ``sys.modules`` under its
+    ``__name__``: dataclasses, typing.get_type_hints, pickle and enum look a class's
+    module up there by ``__module__``."""
+    module = type(sys)(MODULE_NAME)
+    module.__builtins__ = builtins  # type: ignore[attr-defined]
+    return module
+
+
+def code_module() -> Any:
+    """A new module for the code, registered (before the guard is in place)."""
+    module = new_code_module()
+    sys.modules[MODULE_NAME] = module
+    return module
+
+
 ALWAYS_WATCHED = ("builtins", "sys", "os", "os.path", "random", "json", "math", "collections", "itertools",
                   "functools", "operator", "copy", "re", "string", "heapq", "bisect", "numpy")
 
@@ -198,9 +214,24 @@ class StateGuard:
         self.threads = len(sys._current_frames())
         self.cwd_mtime = os.stat(self.cwd).st_mtime_ns
 
+    def register(self, module: Any) -> None:
+        """Make ``module`` the code's module in ``sys.modules``, a write not taken for
+        a change (done between calls, before any of the code runs). Only when
+        ``sys.modules`` was not written to since the last check: a write by the
+        code (the generator, say) must still be seen by :meth:`changed`."""
+        if self.tags is None:
+            sys.modules[MODULE_NAME] = module
+            return
+        modules_tag = self.tags.cells[0]  # sys.modules is the first watched dict
+        unwritten = modules_tag.value == self.tag_values[0]
+        sys.modules[MODULE_NAME] = module
+        if unwritten:
+            self.tag_values[0] = modules_tag.value
+
     @staticmethod
     def _modules() -> tuple[int, ...]:
-        return tuple(map(id, list(sys.modules.values())))
+        """The code's own module is left out: every call registers a new one."""
+        return tuple(id(m) for name, m in list(sys.modules.items()) if name != MODULE_NAME)
 
     @staticmethod
     def _watched(namespace: dict[str, Any]) -> list[Any]:
@@ -315,7 +346,8 @@ class Child:
         """Exec the code once. Reports {"load": "ok"} or {"load": "error", "result": ...}."""
         limits = self.job["limits"]
         self._install_streams(limits["max_output_bytes"])
-        self.namespace = {"__name__": MODULE_NAME, "__builtins__": builtins}
+        self.module = code_module()
+        self.namespace = vars(self.module)
         t0 = time.perf_counter()
         try:
             self.compiled = compile(self.job["code"], CODE_FILENAME, "exec")
@@ -344,7 +376,9 @@ class Child:
         The top-level imports are not run again when that is provably the same:
         they only bind names to modules and attributes the guard watches, so the
         names are bound as after loading and the rest of the top level is run."""
-        namespace = {"__name__": MODULE_NAME, "__builtins__": builtins}
+        module = new_code_module()
+        self.guard.register(module)
+        namespace = vars(module)
         if self.without_imports is not None:
             namespace.update(self.import_bindings)
             exec(self.without_imports, namespace)
@@ -377,10 +411,13 @@ class Child:
             return
         try:
             code = compile(ast.Module(body=rest, type_ignores=[]), CODE_FILENAME, "exec")
-            probe = {"__name__": MODULE_NAME, "__builtins__": builtins, **bindings}
+            probe = vars(code_module())
+            probe.update(bindings)
             exec(code, probe)
         except BaseException:  # noqa: BLE001 - any doubt: run the whole top level each time
             return
+        finally:
+            sys.modules[MODULE_NAME] = self.module
         if probe.keys() != self.namespace.keys() or any(probe[n] is not bindings[n] for n in names):
             return
         self.without_imports = code
@@ -488,6 +525,7 @@ class Child:
                 break
             attempts += 1
             self.send({"tick": attempts})
+            self.guard.register(self.module)  # the generator's module, not the last call's
             self._install_streams(limits["max_output_bytes"])
             signal.setitimer(signal.ITIMER_REAL, per_call)
             try:
@@ -611,6 +649,7 @@ def warm_up() -> None:
                         break
         finally:
             sys.stdout, sys.stderr = saved
+            sys.modules.pop(MODULE_NAME, None)  # the server keeps no code module for its children
     finally:
         os.close(r)
         os.close(w)
