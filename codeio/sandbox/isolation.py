@@ -48,7 +48,7 @@ PRIVATE_FS_SIZE = "256m"  # /tmp (all work dirs of one server) and /dev/shm, eac
 DEVICES = ("null", "zero", "full", "random", "urandom")
 ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime")  # the dynamic loader's cache (ctypes, lazy imports); time zone
 SYSTEM_DIRS = ("/usr", "/bin", "/lib", "/lib64", "/sbin")
-VIEW_STAGING = "/tmp"  # the new root is a tmpfs mounted here, then pivoted to
+VIEW_STAGING_CANDIDATES = ("/mnt", "/tmp", "/media")  # the new root is a tmpfs mounted on one of these, then pivoted to
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
@@ -150,30 +150,35 @@ def view_paths(package_root: str) -> list[str]:
 def build_root(package_root: str, with_proc: bool) -> None:
     """Replace this mount namespace's root with a minimal one (see module doc)."""
     mount("none", "/", None, MS_REC | MS_PRIVATE)
-    root = VIEW_STAGING
+    views = view_paths(package_root)
+    # stage where no view path lives: a tmpfs over the folder that holds the venv (a checkout in /tmp) would hide it
+    root = next(d for d in VIEW_STAGING_CANDIDATES
+                if os.path.isdir(d) and not any(v == d or v.startswith(d + "/") for v in views))
     mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
     for path in SYSTEM_DIRS:
         if os.path.islink(path):
             os.symlink(os.readlink(path), root + path)
         elif os.path.isdir(path):
             _bind(path, root + path)
-    for path in view_paths(package_root):
-        _bind(path, root + path)
-    os.makedirs(root + "/etc", 0o755, exist_ok=True)
-    for path in ETC_FILES:
-        if os.path.exists(path):
-            _bind(os.path.realpath(path), root + path, is_file=True)
-    os.makedirs(root + "/dev", 0o755)
-    for name in DEVICES:
-        _bind(f"/dev/{name}", f"{root}/dev/{name}", is_file=True, read_only=False)
-    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
-                         ("stderr", "/proc/self/fd/2")):
-        os.symlink(target, f"{root}/dev/{name}")
+    # private /tmp first: a venv or interpreter that lives under /tmp (a checkout there)
+    # is then bound on top of it instead of being hidden by it
     for private in ("/tmp", "/dev/shm"):
         # 0555: children hold no capability, so they write only in their own work dir
         # even when they share the server's uid (the server still creates work dirs)
         os.makedirs(root + private, 0o755, exist_ok=True)
         mount("tmpfs", root + private, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=0555,size={PRIVATE_FS_SIZE}")
+    for path in views:
+        _bind(path, root + path)
+    os.makedirs(root + "/etc", 0o755, exist_ok=True)
+    for path in ETC_FILES:
+        if os.path.exists(path):
+            _bind(os.path.realpath(path), root + path, is_file=True)
+    os.makedirs(root + "/dev", 0o755, exist_ok=True)  # /dev/shm made it already
+    for name in DEVICES:
+        _bind(f"/dev/{name}", f"{root}/dev/{name}", is_file=True, read_only=False)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+                         ("stderr", "/proc/self/fd/2")):
+        os.symlink(target, f"{root}/dev/{name}")
     os.makedirs(root + "/proc", 0o555)
     if with_proc:
         mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
