@@ -190,19 +190,21 @@ def write_corpus(folder: Path, files: int, shards: int) -> None:
 
 # ---- direct run --------------------------------------------------------------------------
 def _execute(job_and_kind: tuple[Any, str]) -> int:
+    """One select shard, or one shard's dedup + finalize (the flow's lane), as plain calls."""
     from codeio.ingest import select
     from tasks import ingest_shards
+    from tasks.lane import run_lane
     from tasks.shard import execute
 
     job, kind = job_and_kind
-    compute = {"select": (select.CANDIDATE, ingest_shards._select),
-               "finalize": (select.SOURCE_FILE, ingest_shards._finalize)}[kind]
-    return execute(job, *compute).records_out
+    if kind == "select":
+        return execute(job, select.CANDIDATE, ingest_shards._select).records_out
+    return run_lane(job)[-1].records_out
 
 
 def run_direct(corpus: Path, settings: Any, workers: int) -> tuple[float, int]:
-    """Select on every shard, resolve, finalize, with the tasks' functions; no Prefect."""
-    import dataclasses
+    """Select on every shard, find the cross-shard components, dedup + finalize every
+    shard, with the tasks' functions; no Prefect, no Dask, no lineage."""
     import json
     import multiprocessing
 
@@ -221,18 +223,23 @@ def run_direct(corpus: Path, settings: Any, workers: int) -> tuple[float, int]:
     config, parts = plan_ingest(parse_source_specs([f"corpus:{corpus}"]), options, settings, store, None)
     runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None,
                           sources=StoreSpec("sources", json.dumps(source_storage_options(settings))))
-    candidates, decisions = DatasetRef("ingest_select", "direct-select", parts), DatasetRef("ingest_dedup", "direct-dedup", 1)
+    candidates = DatasetRef("ingest_select", "direct-select", parts)
+    links = DatasetRef("ingest_lsh", "direct-lsh", 1)
+    decisions = DatasetRef("ingest_dedup", "direct-dedup", parts)
     select_jobs = [(ShardJob("ingest_select", candidates.key, part, config, {}, runtime), "select")
                    for part in range(parts)]
+    lanes = [([(ingest_shards.ingest_dedup_task.name,
+                ShardJob("ingest_dedup", decisions.key, part, options.dedup, {"candidates": candidates, "links": links},
+                         runtime)),
+               (ingest_shards.ingest_finalize_task.name,
+                ShardJob("ingest", "direct-ingest", part, None, {"candidates": candidates, "decisions": decisions},
+                         runtime))], "lane") for part in range(parts)]
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
         list(pool.map(_execute, select_jobs))
-        resolve = ShardJob("ingest_dedup", decisions.key, 0, options.dedup, {"candidates": candidates}, runtime)
-        execute(resolve, select.DECISION, ingest_shards._resolve)
-        finalize_jobs = [(dataclasses.replace(job, stage="ingest", key="direct-ingest", config=None,
-                                              inputs={"candidates": candidates, "decisions": decisions}), "finalize")
-                         for job, _ in select_jobs]
-        kept = sum(pool.map(_execute, finalize_jobs))
+        execute(ShardJob("ingest_lsh", links.key, 0, options.dedup, {"candidates": candidates}, runtime), select.LINK,
+                ingest_shards._components)
+        kept = sum(pool.map(_execute, lanes))
     return time.perf_counter() - start, kept
 
 

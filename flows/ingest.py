@@ -3,9 +3,11 @@
 Three stages over the store, on the Dask workers: ``ingest_select`` reads one
 unit per shard (a Parquet row-group range, a JSONL file, a batch of files) and
 applies the CodeMix filters, the PyEdu-R rules and decontamination;
-``ingest_dedup`` walks every candidate's hash and MinHash signature (never its
-content) in corpus order; ``ingest`` keeps the first copy of each and writes the
-SourceFile dataset the pipeline normalizes. The flow process only lists files;
+``ingest_lsh`` (one task, over band keys) finds the near-duplicate components
+that span shards; ``ingest_dedup`` walks one shard's candidates' hashes and
+MinHash signatures (never their content) in corpus order, with the other
+members of their components; ``ingest`` (in the same lane) keeps the first copy
+of each and writes the SourceFile dataset the pipeline normalizes. The flow process only lists files;
 it never reads a row. ``codeio ingest`` runs it alone; ``codeio run`` runs it as
 its first step when a source is ``corpus:``/``git:`` or a selection is asked for
 (the older sources without selection keep their in-process reader and keys).
@@ -35,7 +37,8 @@ from flows.orchestrator import Orchestrator, StageSummary, code_version, current
 from flows.progress import StageProgress
 from storage.lineage import LineageDB
 from storage.store import DataStore, StoreSpec, s3_storage_options
-from tasks.ingest_shards import ingest_dedup_task, ingest_finalize_task, ingest_select_task, opener
+from tasks.ingest_shards import (ingest_components_task, ingest_dedup_task, ingest_finalize_task, ingest_select_task,
+                                 opener)
 
 OPTION_SECTIONS = {"codemix": CodeMixConfig, "pyedu": PyEduConfig, "dedup": DedupConfig}
 
@@ -192,9 +195,13 @@ def run_ingest_stages(orchestrator: Orchestrator, specs: list[SourceSpec], optio
     candidates = orchestrator.add("ingest_select", select.VERSION, ingest_select_task, config, {}, parts,
                                   label="ingest select")
     orchestrator.flush()
-    decisions = orchestrator.add("ingest_dedup", select.VERSION, ingest_dedup_task, options.dedup, {"candidates": candidates},
-                                 1, label="ingest dedup")
+    links = orchestrator.add("ingest_lsh", select.VERSION, ingest_components_task, options.dedup,
+                             {"candidates": candidates}, 1, label="ingest lsh")
     orchestrator.flush()
+    # each shard's duplicates are decided on its own (with the other members of its components), so
+    # dedup and finalize run part by part in one lane
+    decisions = orchestrator.add("ingest_dedup", select.VERSION, ingest_dedup_task, options.dedup,
+                                 {"candidates": candidates, "links": links}, parts, label="ingest dedup")
     ref = orchestrator.add("ingest", select.VERSION, ingest_finalize_task, None,
                            {"candidates": candidates, "decisions": decisions}, parts, label="ingest")
     orchestrator.flush()

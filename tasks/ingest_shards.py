@@ -1,5 +1,7 @@
-"""Prefect tasks of the ingestion flow: select one unit, resolve duplicates over all
-candidates, finalize one shard. Each is a few lines around codeio.ingest.select."""
+"""Prefect tasks of the ingestion flow: select one unit; find the LSH components
+that span shards (one task over band keys); decide one shard's duplicates with the
+members of its components in other shards; finalize one shard. Each is a few lines
+around codeio.ingest.select."""
 
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from codeio.ingest.readers import is_remote, read_unit
 from tasks import resources
 from tasks.shard import ShardJob, ShardOutcome, execute, read
 
-RESOLVER_COLUMNS = ["source_id", "source_name", "origin", "row_order", "exact_hash", "minhash"]
+RESOLVER_COLUMNS = stage.RESOLVER_COLUMNS
+KEY_COLUMNS = ["row_order", "exact_hash", "minhash"]
 
 
 def source_options(job: ShardJob) -> dict[str, Any]:
@@ -65,22 +68,49 @@ class _Counted:
             yield item
 
 
-def _resolve(store, job: ShardJob):
+def _components(store, job: ShardJob):
+    """The members of the components that span shards, with what the resolver needs."""
+    import numpy as np
+    import polars as pl
+
     ref = job.inputs["candidates"]
-    candidates = []
-    for part in range(ref.parts):
-        rows = store.read_frame(ref.stage, ref.key, part, columns=RESOLVER_COLUMNS).to_dicts()
-        candidates.extend(stage.candidates_of(part, rows))
-    return stage.dedup_decisions(candidates, job.config), len(candidates)
+
+    def shards():
+        for part in range(ref.parts):
+            frame = store.read_frame(ref.stage, ref.key, part, columns=KEY_COLUMNS)
+            yield part, frame["row_order"].to_list(), frame["exact_hash"].to_list(), frame["minhash"].to_list()
+
+    parts, rows, labels = stage.dedup_components(shards(), job.config)
+    spans = stage.cross_part(parts, labels)
+    links = []
+    for part in np.unique(parts[spans]).tolist():
+        mine = spans & (parts == part)
+        wanted = pl.DataFrame({"row_order": rows[mine], "component": labels[mine]})
+        frame = store.read_frame(ref.stage, ref.key, part, columns=RESOLVER_COLUMNS)
+        linked = frame.join(wanted, on="row_order", how="inner").with_columns(part=pl.lit(part, dtype=pl.Int64))
+        links.extend(linked.select(stage.LINK.columns).to_dicts())
+    out = stage.StageOutput(records=links, kept=len(labels),
+                            stats={"components": int(np.unique(labels).size), "linked": len(links)})
+    return out, len(labels)
+
+
+def _resolve(store, job: ShardJob):
+    """One shard's decisions: its candidates, walked with the other shards' members of their components."""
+    import polars as pl
+
+    ref, links_ref = job.inputs["candidates"], job.inputs["links"]
+    own = store.read_frame(ref.stage, ref.key, job.part, columns=RESOLVER_COLUMNS).to_dicts()
+    links = store.read_frame(links_ref.stage, links_ref.key, 0)
+    touching = links.filter(pl.col("part") == job.part)["component"].unique()
+    others = links.filter(pl.col("component").is_in(touching.implode()) & (pl.col("part") != job.part))
+    context = [candidate for row in others.to_dicts() for candidate in stage.candidates_of(int(row["part"]), [row])]
+    return stage.dedup_partition(job.part, stage.candidates_of(job.part, own), context, job.config), len(own)
 
 
 def _finalize(store, job: ShardJob):
-    import polars as pl
-
     candidates = read(store, job.inputs["candidates"], job.part)
     decisions_ref = job.inputs["decisions"]
-    frame = store.read_frame(decisions_ref.stage, decisions_ref.key, 0)
-    decisions = frame.filter(pl.col("part") == job.part).to_dicts()
+    decisions = store.read_frame(decisions_ref.stage, decisions_ref.key, job.part).to_dicts()
     return stage.finalize_shard(candidates, decisions), len(candidates)
 
 
@@ -89,7 +119,12 @@ def ingest_select_task(job: ShardJob) -> ShardOutcome:
     return execute(job, stage.CANDIDATE, _select)
 
 
-@task(name="ingest-dedup", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+@task(name="ingest-lsh-components", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def ingest_components_task(job: ShardJob) -> ShardOutcome:
+    return execute(job, stage.LINK, _components)
+
+
+@task(name="ingest-dedup-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def ingest_dedup_task(job: ShardJob) -> ShardOutcome:
     return execute(job, stage.DECISION, _resolve)
 

@@ -16,7 +16,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from codeio.records import Schema
-from tasks import assemble, build_prompts, collect_io, normalize, synthesize, verify
+from tasks import assemble, build_prompts, collect_io, ingest_shards, normalize, synthesize, verify
 from tasks.shard import ShardJob, ShardOutcome, execute
 
 # what each stage task runs, by the task's name
@@ -27,6 +27,8 @@ STEPS: dict[str, tuple[Schema, Callable[..., Any]]] = {
     synthesize.synthesize_task.name: (synthesize.stage.WRITES, synthesize._compute),
     verify.verify_task.name: (verify.stage.WRITES, verify._compute),
     assemble.assemble_task.name: (assemble.stage.WRITES, assemble._compute),
+    ingest_shards.ingest_dedup_task.name: (ingest_shards.stage.DECISION, ingest_shards._resolve),
+    ingest_shards.ingest_finalize_task.name: (ingest_shards.stage.SOURCE_FILE, ingest_shards._finalize),
 }
 
 

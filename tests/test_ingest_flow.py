@@ -83,9 +83,14 @@ def test_s3_corpus_ingests_in_parallel_with_reasons_and_reconciles(prefect_harne
     options = dict(OPTIONS, decontam=[f"humaneval={evals}"])
     summary = codeio_ingest(sources=[f"corpus:s3://{bucket}/edu"], options=options)
     stages = {s["label"]: s for s in summary["stages"]}
-    select, dedup, final = stages["ingest select"], stages["ingest dedup"], stages["ingest"]
+    select, lsh, dedup, final = (stages[label] for label in ("ingest select", "ingest lsh", "ingest dedup", "ingest"))
     assert select["parts"] == 3 + 1 + 1 and select["shards_computed"] == 5  # a: 3 row-group units, b, c
-    assert dedup["parts"] == 1 and final["parts"] == 5
+    # one task finds the components spanning shards; the walk itself runs shard by shard
+    assert lsh["parts"] == 1 and dedup["parts"] == 5 and final["parts"] == 5
+    assert lsh["in"] == lsh["out"] == dedup["in"] == select["out"]
+    # linked: the two duplicates across shards with their kept copies (b's near copy of a's row 1, c's
+    # exact copy of a's row 2); a's row 3 copies row 0 of the same unit, which its shard decides alone
+    assert lsh["counters"]["linked"] == 2 * 2
     assert summary["rows_read"] == 12 + 10 + 4
     assert select["rejects_by_reason"] == {"low_edu_score": 1, "low_reasoning_focus": 1, "too_small": 1,
                                            "python2": 1, "contaminated": 1}
@@ -128,6 +133,121 @@ def test_pipeline_runs_ingestion_first_and_keeps_sample_keys(prefect_harness, en
     selected = codeio_pipeline(spec=RunSpec(limit=6, revision_rounds=0,
                                             ingest={"codemix": True, "dedup": {"threshold": 0.8}}))
     labels = [s["label"] for s in selected["stages"]]
-    assert labels[:4] == ["ingest select", "ingest dedup", "ingest", "normalize"]
+    assert labels[:5] == ["ingest select", "ingest lsh", "ingest dedup", "ingest", "normalize"]
     assert selected["samples"] == plain["samples"] > 0
     assert selected["reconciled"]
+
+
+# -- the partitioned resolver ------------------------------------------------------------------
+def _variant(text: str, i: int) -> str:
+    """A program of its own (no near duplicate of any other variant)."""
+    return python_edu_rows(1, offset=1000 + i)[0]["content"]
+
+
+def _partitioned_corpus() -> list[list[str]]:
+    """Contents of 4 shards: duplicates within a shard and across shards, near copies whose
+    kept copy is in another shard, a chain (c near b near a), and a shard with none."""
+    base = [_variant(SIMULATION, i) for i in range(12)]
+    near = [text.replace("return len", "return 0 + len") for text in base]
+    nearer = [text.replace("return 0 + len", "return 1 + 0 + len").replace("self.", "self .", 1) for text in near]
+    return [
+        [base[0], base[1], base[0].replace("\n", "  \n"), base[2], near[3]],  # exact dup in the shard, near of shard 1's
+        [base[3], near[0], base[4], base[1], base[5]],  # near and exact copies of shard 0's files
+        [base[6], nearer[0], near[4], base[7], base[3].replace("\n", "\n\n")],  # chain, copy of a dropped file
+        [base[8], base[9], base[10], base[11]],  # no duplicates at all
+    ]
+
+
+def _write_candidates(store: DataStore, contents: list[list[str]]):
+    from codeio.ingest import select
+    from codeio.ingest.dedup import DedupConfig, normalized_hash, signature_hex
+    from codeio.records import stable_id
+    from tasks.shard import DatasetRef
+
+    config = DedupConfig()
+    for part, texts in enumerate(contents):
+        records = [{"source_id": stable_id("src", text), "source_name": f"corpus:shard{part}", "kind": "raw",
+                    "origin": json.dumps({"path": f"/s{part}/f{row}.py", "repo": "org/r"}), "content": text,
+                    "unified": None, "row_order": row, "exact_hash": normalized_hash(text),
+                    "minhash": signature_hex(text, config)} for row, text in enumerate(texts)]
+        store.write_part("ingest_select", "cands", part, select.CANDIDATE, records, [], {"records_in": len(texts)})
+    return DatasetRef("ingest_select", "cands", len(contents)), config
+
+
+def _partitioned_decisions(store: DataStore, candidates, config, order: list[int]) -> list[dict]:
+    """The flow's tasks' own functions: the components task, then each shard's walk (in ``order``)."""
+    from codeio.ingest import select
+    from storage.store import StoreSpec
+    from tasks import ingest_shards
+    from tasks.resources import RuntimeSpec
+    from tasks.shard import DatasetRef, ShardJob, execute
+
+    runtime = RuntimeSpec(store=StoreSpec(store.url, "{}"), sandbox=None, llm=None)
+    key = f"links-{'-'.join(map(str, order))}"
+    execute(ShardJob("ingest_lsh", key, 0, config, {"candidates": candidates}, runtime), select.LINK,
+            ingest_shards._components)
+    links = DatasetRef("ingest_lsh", key, 1)
+    for part in order:
+        job = ShardJob("ingest_dedup", key, part, config, {"candidates": candidates, "links": links}, runtime)
+        execute(job, select.DECISION, ingest_shards._resolve)
+    return sorted((r for part in range(candidates.parts) for r in store.read_part("ingest_dedup", key, part)),
+                  key=lambda r: (r["part"], r["row_order"]))
+
+
+def test_partitioned_resolver_decides_as_one_walk_over_the_corpus(tmp_path):
+    """Each shard decided on its own, with the members of its LSH components in other shards,
+    gives every candidate the decision (status, kept copy, similarity) of one walk over all
+    candidates, whatever order the shards run in."""
+    from codeio.ingest import select
+
+    store = DataStore(str(tmp_path / "store"))
+    candidates, config = _write_candidates(store, _partitioned_corpus())
+    every = [c for part in range(candidates.parts)
+             for c in select.candidates_of(part, store.read_part("ingest_select", "cands", part))]
+    single = sorted(select.dedup_decisions(every, config).records, key=lambda r: (r["part"], r["row_order"]))
+    by_place = {(r["part"], r["row_order"]): r for r in single}
+    # the corpus has what the partitions must agree on: the first copy is kept across shards
+    assert by_place[(0, 2)]["status"] == "exact_duplicate" and by_place[(0, 2)]["kept_id"] == by_place[(0, 0)]["source_id"]
+    assert by_place[(1, 1)]["status"] == "near_duplicate" and "/s0/f0.py" in by_place[(1, 1)]["kept_name"]
+    assert by_place[(1, 3)]["status"] == "exact_duplicate" and "/s0/f1.py" in by_place[(1, 3)]["kept_name"]
+    assert by_place[(1, 0)]["status"] == "near_duplicate" and "/s0/f4.py" in by_place[(1, 0)]["kept_name"]
+    # an exact copy of a file that was itself dropped names the kept copy of that file, two shards back
+    assert by_place[(2, 4)]["status"] == "near_duplicate" and "/s0/f4.py" in by_place[(2, 4)]["kept_name"]
+    assert by_place[(2, 1)]["status"] == "near_duplicate"  # the chain: near the kept file 0 of shard 0
+    assert all(r["status"] == select.KEPT for r in single if r["part"] == 3)
+
+    forward = _partitioned_decisions(store, candidates, config, [0, 1, 2, 3])
+    backward = _partitioned_decisions(store, candidates, config, [3, 2, 1, 0])
+    assert forward == single and backward == single
+    links = store.read_part("ingest_lsh", "links-0-1-2-3", 0)
+    assert {r["part"] for r in links} == {0, 1, 2} and len(links) < sum(map(len, _partitioned_corpus()))
+
+
+def test_partitioned_resolver_exact_only_and_ties(tmp_path):
+    """Near dedup off: components are exact hashes alone. Two kept copies equally similar
+    to a file: the earlier one in corpus order is named, in both walks."""
+    from codeio.ingest import select
+    from codeio.ingest.dedup import Candidate, DedupConfig, resolve
+
+    store = DataStore(str(tmp_path / "store"))
+    candidates, _ = _write_candidates(store, _partitioned_corpus())
+    exact_only = DedupConfig(near=False)
+    every = [c for part in range(candidates.parts)
+             for c in select.candidates_of(part, store.read_part("ingest_select", "cands", part))]
+    single = sorted(select.dedup_decisions(every, exact_only).records, key=lambda r: (r["part"], r["row_order"]))
+    assert {r["status"] for r in single} == {select.KEPT, "exact_duplicate"}
+    assert _partitioned_decisions(store, candidates, exact_only, [2, 0, 3, 1]) == single
+
+    # signatures of 128 values: x shares 96 with a and 96 with b, a and b share 64 (< 0.7: both kept)
+    def sig(values):
+        import numpy as np
+
+        return np.asarray(values, dtype=np.uint32).tobytes().hex()
+
+    a, b = list(range(128)), list(range(64)) + list(range(1000, 1064))
+    x = list(range(96)) + list(range(1032, 1064))
+    items = [Candidate("b", (0, 5), "hb", sig(b), "b"), Candidate("a", (0, 9), "ha", sig(a), "a"),
+             Candidate("x", (1, 0), "hx", sig(x), "x")]
+    for ordered in (items, items[::-1]):
+        (dup,) = resolve(ordered, DedupConfig(threshold=0.7))
+        assert dup.source_id == "x" and dup.kept_id == "b" and dup.similarity == 0.75

@@ -5,9 +5,16 @@ blanks, blank lines). Near: MinHash over 5-grams of code tokens, banded LSH
 tuned for a Jaccard threshold of 0.7 (the code-data literature's choice), and
 every LSH candidate confirmed by the signatures' estimated Jaccard before a file
 is dropped. Signatures are computed per shard on the workers (numpy, one
-multiply-shift hash family, no Python loop per shingle); one resolver walks the
+multiply-shift hash family, no Python loop per shingle); the resolver walks the
 signatures in corpus order and keeps the first copy, so every reject names the
 kept copy it duplicates and reruns decide the same way.
+
+The walk is partitioned: two files can only ever meet in it when they share an
+LSH band key (equal contents share all of them) or an exact hash, so the
+connected components of that relation (``components``) are independent, and
+walking any union of whole components decides each of its files exactly as one
+walk over the whole corpus would. Ties between kept copies equally similar to a
+file go to the earliest kept copy in corpus order.
 """
 
 from __future__ import annotations
@@ -163,7 +170,7 @@ def resolve(candidates: Iterable[Candidate], config: DedupConfig) -> Iterator[Du
             for band, key in enumerate(keys):
                 found.update(tables[band].get(key, ()))
             if found:  # LSH candidates, confirmed by the signatures' estimated Jaccard (one numpy op)
-                indexes = np.fromiter(found, dtype=np.int64, count=len(found))
+                indexes = np.sort(np.fromiter(found, dtype=np.int64, count=len(found)))  # ties: earliest kept copy
                 similarity = (kept_sigs[indexes] == sig).mean(axis=1)
                 best = int(np.argmax(similarity))
                 if similarity[best] >= config.threshold:
@@ -178,6 +185,54 @@ def resolve(candidates: Iterable[Candidate], config: DedupConfig) -> Iterator[Du
             kept_sigs[len(kept_ids)] = sig
             kept_ids.append((item.source_id, item.name))
         exact.setdefault(item.exact_hash, (item.source_id, item.name))
+
+
+def band_keys(minhash_hex: list[str], config: DedupConfig) -> np.ndarray:
+    """One 63-bit key per (file, LSH band) for the bands ``resolve`` indexes, from
+    the signatures' hex (vectorized; -1 where a file has no signature). Equal band
+    values give equal keys; unequal ones may collide, which only merges components
+    (never splits one), so a partition stays a union of whole components."""
+    bands, rows = lsh_bands(config.threshold, config.num_perm)
+    keys = np.full((len(minhash_hex), bands), -1, dtype=np.int64)
+    present = np.array([bool(config.near and text) for text in minhash_hex], dtype=bool)
+    if not present.any():
+        return keys
+    signatures = np.frombuffer(bytes.fromhex("".join(t for t, p in zip(minhash_hex, present) if p)),
+                               dtype=np.uint32).reshape(-1, config.num_perm).astype(np.uint64)
+    with np.errstate(over="ignore"):
+        for band in range(bands):
+            combined = np.zeros(len(signatures), dtype=np.uint64)
+            for value in signatures[:, band * rows:(band + 1) * rows].T:
+                combined = (combined + value + np.uint64(1)) * MIX
+            keys[present, band] = (combined >> np.uint64(1)).astype(np.int64)
+    return keys
+
+
+def components(exact_hashes: list[str], keys: np.ndarray) -> np.ndarray:
+    """Connected components of files linked by an equal exact hash or an equal LSH
+    band key (``band_keys``; -1: none): for each file, the index of the first file
+    (in the given order) of its component. Label propagation, vectorized: every
+    round gives each file the smallest label of any group it is in."""
+    count = len(exact_hashes)
+    labels = np.arange(count, dtype=np.int64)
+    if count == 0:
+        return labels
+    groups = [np.unique(np.asarray(exact_hashes, dtype=object), return_inverse=True)[1].astype(np.int64)]
+    for band in range(keys.shape[1]):
+        column = keys[:, band]
+        inverse = np.unique(column, return_inverse=True)[1].astype(np.int64)
+        none = column < 0
+        if none.any():  # files without a signature share no band: a group of their own each
+            inverse = np.where(none, inverse.max() + 1 + np.arange(count), inverse)
+        groups.append(inverse)
+    while True:
+        before = labels.copy()
+        for group in groups:
+            smallest = np.full(int(group.max()) + 1, count, dtype=np.int64)
+            np.minimum.at(smallest, group, labels)
+            labels = smallest[group]
+        if np.array_equal(labels, before):
+            return labels
 
 
 def describe(duplicate: Duplicate) -> str:

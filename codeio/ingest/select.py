@@ -4,7 +4,10 @@
    plus the normalized hash and MinHash signature) or rejects (read errors,
    CodeMix filters, PyEdu-R rules, decontamination), each with a named reason.
 2. ``dedup_decisions``: every candidate's hash and signature, in corpus order ->
-   one decision per candidate (kept, or a duplicate of a named kept copy).
+   one decision per candidate (kept, or a duplicate of a named kept copy). It runs
+   partitioned: ``cross_part_links`` finds the LSH components (see
+   codeio.ingest.dedup) that span shards, and ``dedup_partition`` decides one
+   shard's candidates from them plus the other members of their components.
 3. ``finalize_shard``: one shard's candidates and their decisions -> the
    ``ingest`` dataset (SourceFile records) and the duplicates as rejects.
 
@@ -20,8 +23,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import numpy as np
+
 from codeio.ingest.decontam import DecontamConfig, EvalIndex
-from codeio.ingest.dedup import Candidate, DedupConfig, Duplicate, describe, normalized_hash, resolve, signature_hex
+from codeio.ingest.dedup import (Candidate, DedupConfig, Duplicate, band_keys, components, describe, normalized_hash,
+                                  resolve, signature_hex)
 from codeio.ingest.filters import CodeMixConfig, check_codemix
 from codeio.ingest.pyedu import PyEduConfig, check_pyedu
 from codeio.ingest.readers import CorpusUnit
@@ -40,6 +46,10 @@ DECISION = Schema("dedup_decision", (
     ("kept_id", STR), ("kept_name", STR), ("similarity", FLOAT),
 ))
 KEPT = "kept"
+RESOLVER_COLUMNS = ["source_id", "source_name", "origin", "row_order", "exact_hash", "minhash"]
+# the members of the components that span shards: what each shard's partition needs of the others
+LINK = Schema("dedup_link", (("component", INT), ("part", INT)) + tuple(
+    (name, dict(CANDIDATE.fields)[name]) for name in RESOLVER_COLUMNS))
 
 
 @dataclass(frozen=True)
@@ -157,6 +167,53 @@ def dedup_decisions(candidates: Iterable[Candidate], config: DedupConfig | None)
                             "kept_name": dup.kept_name if dup else None,
                             "similarity": dup.similarity if dup else None})
     out.stats = {"decisions": dict(Counter(r["status"] for r in out.records))}
+    return out
+
+
+def dedup_components(shards: Iterable[tuple[int, list[int], list[str], list[str]]],
+                     config: DedupConfig | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every candidate's component, from (part, row orders, exact hashes, MinHash hex)
+    per shard: (parts, row orders, labels), in corpus order. A label is the corpus
+    index of the component's first file. The signatures are reduced to band keys
+    shard by shard, so only those keys of the whole corpus are held at once."""
+    config = config or DedupConfig(near=False)
+    parts, rows, hashes, keys = [], [], [], []
+    for part, row_orders, exact_hashes, minhashes in sorted(shards, key=lambda shard: shard[0]):
+        order = np.argsort(np.asarray(row_orders, dtype=np.int64), kind="stable")
+        parts.append(np.full(len(order), part, dtype=np.int64))
+        rows.append(np.asarray(row_orders, dtype=np.int64)[order])
+        hashes.extend(exact_hashes[i] for i in order)
+        keys.append(band_keys([minhashes[i] or "" for i in order], config))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    return np.concatenate(parts), np.concatenate(rows), components(hashes, np.concatenate(keys))
+
+
+def cross_part(parts: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Which candidates are in a component with members in more than one shard."""
+    if labels.size == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((parts, labels))
+    first = np.ones(labels.size, dtype=bool)
+    first[1:] = labels[order][1:] != labels[order][:-1]
+    group = np.cumsum(first) - 1
+    lowest = np.minimum.reduceat(parts[order], np.flatnonzero(first))
+    highest = np.maximum.reduceat(parts[order], np.flatnonzero(first))
+    spans = np.zeros(labels.size, dtype=bool)
+    spans[order] = (lowest != highest)[group]
+    return spans
+
+
+def dedup_partition(part: int, own: Iterable[Candidate], others: Iterable[Candidate],
+                    config: DedupConfig | None) -> StageOutput:
+    """The decisions of one shard's candidates, walking them with ``others``: the
+    members in other shards of the components they belong to (whole components,
+    so each decision is the one a walk over the whole corpus makes)."""
+    decided = dedup_decisions([*own, *others], config)
+    out = StageOutput(records=[r for r in decided.records if r["part"] == part])
+    out.stats = {"decisions": dict(Counter(r["status"] for r in out.records)),
+                 "context": len(decided.records) - len(out.records)}
     return out
 
 
