@@ -48,6 +48,42 @@ for path in (ROOT, ROOT / "benchmarks"):
 
 from pipeline_scale import TreeMemory, share_api_server, warm_prefect  # noqa: E402
 
+
+class TreeUsage(TreeMemory):
+    """TreeMemory that also keeps the CPU seconds of every process of the tree by role
+    (this process: the flow and the Dask scheduler; the API server; the others:
+    Dask nannies and workers, or the direct run's pool), from the last sample of
+    each process (one that lives under 0.25 s is missed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._cpu: dict[int, tuple[str, float]] = {}
+        self._base: dict[int, float] = {}
+
+    def sample(self) -> None:
+        super().sample()
+        for proc in [self.me, *self.me.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                role = "main" if proc.pid == self.me.pid else \
+                    "api" if "prefect.server" in " ".join(proc.cmdline()) else "workers"
+            except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+                continue
+            self._cpu[proc.pid] = (role, times.user + times.system)
+
+    def reset(self) -> None:
+        super().reset()
+        self.sample()
+        self._base = {pid: seconds for pid, (_, seconds) in self._cpu.items()}
+        self._cpu = {}
+
+    def cpu_by_role(self) -> dict[str, float]:
+        self.sample()
+        roles: dict[str, float] = {}
+        for pid, (role, seconds) in self._cpu.items():
+            roles[role] = roles.get(role, 0.0) + seconds - self._base.get(pid, 0.0)
+        return {role: round(seconds, 1) for role, seconds in sorted(roles.items())}
+
 MiB = 2 ** 20
 OPTIONS = {"codemix": True, "pyedu": {"min_int_score": 3, "min_reasoning": 0.5}, "dedup": {"threshold": 0.7}}
 
@@ -251,6 +287,24 @@ def run_flow(corpus: Path) -> tuple[float, dict[str, Any]]:
     return time.perf_counter() - start, summary
 
 
+def timeline(store: Path, began: float, ended: float) -> str:
+    """When each stage's shards ran (from their completion markers), in seconds after
+    the run began (wall clock), and when the run ended."""
+    import json
+    from datetime import datetime
+
+    spans: dict[str, list[float]] = {}
+    for marker in sorted(store.glob("datasets/*/*/_parts/*.json")):
+        data = json.loads(marker.read_text())
+        stage = marker.parts[-4]
+        start, end = (datetime.fromisoformat(data[k]).timestamp() for k in ("started_at", "finished_at"))
+        span = spans.setdefault(stage, [start, end])
+        span[0], span[1] = min(span[0], start), max(span[1], end)
+    return ", ".join([f"{stage} {a - began:.1f}-{b - began:.1f}"
+                      for stage, (a, b) in sorted(spans.items(), key=lambda item: item[1][0])]
+                     + [f"end {ended - began:.1f}"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
@@ -275,16 +329,28 @@ def main() -> None:
     workers = max(1, local_workers(load_settings()))
     print(f"prefect warm-up (ephemeral API server): {warm_prefect():.1f} s")
     share_api_server()
-    with TreeMemory() as memory:
+    with TreeUsage() as memory:
+        memory.reset()
         os.environ["CODEIO_STORE"] = str(work / "direct-store")
         os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / 'direct.db'}"
+        load, direct_began = os.getloadavg()[0], time.time()
         direct_s, direct_kept = run_direct(corpus, load_settings(), workers)
-        direct_rss = memory.peak_rss
+        direct_rss, direct_cpu = memory.peak_rss, memory.cpu_by_role()
+        print(f"direct: {direct_s:.1f} s, load {load:.1f}->{os.getloadavg()[0]:.1f}, CPU s by process: {direct_cpu}")
         memory.reset()
         os.environ["CODEIO_STORE"] = str(work / "flow-store")
         os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / 'flow.db'}"
+        load, flow_began = os.getloadavg()[0], time.time()
         flow_s, summary = run_flow(corpus)
-        flow_rss = memory.peak_rss
+        flow_rss, flow_cpu = memory.peak_rss, memory.cpu_by_role()
+        print(f"flow: {flow_s:.1f} s, load {load:.1f}->{os.getloadavg()[0]:.1f}, CPU s by process: {flow_cpu}")
+    for name, store, began, seconds in (("direct", work / "direct-store", direct_began, direct_s),
+                                        ("flow", work / "flow-store", flow_began, flow_s)):
+        print(f"{name} timeline (s after the run began; per stage: first shard start-last shard end): "
+              + timeline(store, began, began + seconds))
+    direct_cpu_s, flow_cpu_s = sum(direct_cpu.values()), sum(flow_cpu.values())
+    print(f"CPU s: direct {direct_cpu_s:.1f}, flow {flow_cpu_s:.1f}; orchestration share of the flow's CPU "
+          f"(less sensitive to the machine's load than wall time): {(flow_cpu_s - direct_cpu_s) / flow_cpu_s:.3f}")
     if summary["kept"] != direct_kept:
         raise SystemExit(f"the runs disagree: flow kept {summary['kept']}, direct {direct_kept}")
     print(f"{'run':8} {'seconds':>9} {'files/s':>9} {'kept':>7} {'peak RSS MB':>12}")
