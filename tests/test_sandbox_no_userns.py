@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from pathlib import Path
 
 import pytest
 
@@ -137,6 +136,11 @@ def test_codeio_run_completes_and_says_loudly_what_is_missing(nobody):
     summary, _ = lineage_summary(nobody, "completed")  # stored with the run
     check_sandbox_summary(summary["sandbox"])
     assert summary["samples"] == len(rows)
+    # the Prefect summary artifact (the run's ephemeral API keeps it in PREFECT_HOME)
+    with sqlite3.connect(nobody.home / "prefect" / "prefect.db") as db:
+        artifacts = [json.loads(row[0]) for row in db.execute("SELECT data FROM artifact WHERE key = 'codeio-summary'")]
+    assert len(artifacts) == 1 and "## Sandbox isolation incomplete" in artifacts[0], artifacts
+    assert "| user_namespace | unshare: Operation not permitted (EPERM) |" in artifacts[0]
 
     as_json = codeio_run(nobody, "json", "--json")
     assert as_json.returncode == 0, as_json.stderr[-3000:]
