@@ -98,10 +98,11 @@ def test_judge_needs_pyedu_and_an_endpoint(env, prefect_harness):
 
 @pytest.mark.slow
 def test_judge_keeps_and_drops_per_verdict_with_named_rejects_costs_and_a_free_rerun(prefect_harness, judged_corpus,
-                                                                                     env):
+                                                                                     env, monkeypatch):
     path, server = judged_corpus
     from flows.ingest import codeio_ingest
 
+    monkeypatch.setenv("CODEIO_DASK_WORKERS", "2")  # a real LocalCluster: judge shards on two worker processes
     summary = codeio_ingest(sources=[f"corpus:{path}"], options=OPTIONS)
     stages = {s["label"]: s for s in summary["stages"]}
     judge = stages["ingest judge"]
@@ -147,3 +148,37 @@ def test_judge_keeps_and_drops_per_verdict_with_named_rejects_costs_and_a_free_r
     assert len(server.requests) == requests + 1
     assert strict["llm"]["requests"] == 1 and strict["llm"]["cached"] == 8 - 1
     assert strict["kept_by_rule"]["pyedu_judge"] == 1 and strict["reconciled"]
+
+
+@pytest.mark.slow
+def test_cli_flag_and_the_pipeline_run_the_judge(prefect_harness, judged_corpus, env):
+    """``codeio ingest --pyedu-judge`` (with its threshold flag) and ``codeio run`` with
+    ``pyedu_judge`` in its ingest options: the judge's counts, tokens and cost in both."""
+    from typer.testing import CliRunner
+
+    from codeio.settings import load_settings
+    from flows.cli import app
+    from flows.pipeline import run_pipeline
+    from flows.spec import RunSpec
+    from flows.summary import ingest_markdown
+
+    path, server = judged_corpus
+    done = CliRunner().invoke(app, ["ingest", "--source", f"corpus:{path}", "--pyedu-judge", "--judge-min-score", "5",
+                                    "--json"])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.output)
+    assert summary["kept_by_rule"]["pyedu_judged"] == 8 and summary["kept_by_rule"]["pyedu_judge"] == 1
+    assert summary["rejects_by_reason"][LOW_SCORE] == 5 and summary["reconciled"]
+    assert summary["llm"]["requests"] == 10 and summary["llm"]["cost_usd"] > 0
+    markdown = ingest_markdown(summary)
+    assert "| pyedu_judge | 1 |" in markdown and "LLM: 10 requests" in markdown
+
+    sent = len(server.requests)
+    spec = RunSpec(sources=(f"corpus:{path}",), teacher="offline",
+                   ingest={"pyedu": {"min_int_score": 3}, "pyedu_judge": {"min_score": 5}})
+    run = run_pipeline(load_settings(), spec, progress=False)
+    judge = next(s for s in run["stages"] if s["label"] == "ingest judge")
+    assert judge["reused"] and judge["out"] == 1  # the CLI's judge dataset: same files, same settings
+    normalize = next(s for s in run["stages"] if s["stage"] == "normalize")
+    assert normalize["in"] == 1  # only the file the judge kept goes on
+    assert len(server.requests) == sent + normalize["llm"]["requests"]  # the endpoint normalizes; no judge call
