@@ -182,3 +182,35 @@ def test_cli_flag_and_the_pipeline_run_the_judge(prefect_harness, judged_corpus,
     normalize = next(s for s in run["stages"] if s["stage"] == "normalize")
     assert normalize["in"] == 1  # only the file the judge kept goes on
     assert len(server.requests) == sent + normalize["llm"]["requests"]  # the endpoint normalizes; no judge call
+
+
+@pytest.mark.slow
+def test_transient_failures_left_after_the_retries_are_retried_by_the_next_run_alone(prefect_harness, judged_corpus,
+                                                                                     env, monkeypatch):
+    from flows.ingest import codeio_ingest
+
+    path, server = judged_corpus
+    monkeypatch.setenv("CODEIO_LLM_MAX_ATTEMPTS", "2")
+    scripted = ScriptedJudge()
+
+    def overloaded(body, info) -> Reply:  # m7 is rate limited on every attempt of this run
+        if "(/sim/m7.py)" in last_user_message(body):
+            return Reply("slow down", status=429, headers={"retry-after": "0"})
+        return scripted(body, info)
+
+    server.set_handler(overloaded)
+    first = codeio_ingest(sources=[f"corpus:{path}"], options=OPTIONS)
+    judge = next(s for s in first["stages"] if s["label"] == "ingest judge")
+    assert judge["rejects_by_reason"]["judge_failed:http_429"] == 1 and judge["retryable"] == 1
+    assert first["reconciled"] and first["kept"] == 4
+    sent = len(server.requests)
+
+    server.set_handler(scripted)
+    second = codeio_ingest(sources=[f"corpus:{path}"], options=OPTIONS)
+    judge = next(s for s in second["stages"] if s["label"] == "ingest judge")
+    assert "judge_failed:http_429" not in judge["rejects_by_reason"] and judge["retryable"] == 0
+    # only the shard holding the failure (m6, m7, m8) runs again: m7 is judged now, m8 comes from the
+    # cache, m6's 400 (a failure, never cached) is asked again; the other shards are not touched
+    assert judge["shards_computed"] == 1
+    assert (second["llm"]["requests"], second["llm"]["cached"]) == (2, 1) and len(server.requests) - sent == 2
+    assert second["kept"] == 5 and second["reconciled"] and second["dataset"] != first["dataset"]
