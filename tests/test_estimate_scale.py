@@ -85,3 +85,14 @@ def test_small_shards_are_counted_exactly(tmp_path, scale_sources):
     sizes = list(scale_sizes(parse_source_specs([f"corpus:{corpus}", f"git:{tree}"]), load_settings(), None))
     assert [(s.files, s.rows, s.exact) for s in sizes] == [(2, 9, True), (2, 2, True)]
     assert sizes[0].average_chars > 20 and sizes[1].average_chars == len("def a():\n    return 1\n")
+
+
+def test_a_git_source_that_is_no_working_tree_and_an_empty_corpus_fail_before_the_dry_run(tmp_path):
+    (tmp_path / "plain").mkdir()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no shard here")
+    env = {"CODEIO_STORE": str(tmp_path / "store"), "CODEIO_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}"}
+    done = CliRunner().invoke(app, ["run", "--dry-run", "--source", f"git:{tmp_path / 'plain'}",
+                                    "--source", f"corpus:{tmp_path / 'empty'}"], env=env)
+    assert done.exit_code == 2, done.output
+    assert "is not a git working tree" in done.output and "holds no .jsonl" in done.output
