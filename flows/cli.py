@@ -9,6 +9,7 @@ from typing import Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flows.console import fail, quiet_logs
 from flows.cli_sweep import sweep
@@ -18,6 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 err = Console(stderr=True)
 # run specification fields whose flag is not their name
+ISOLATION_EXIT_CODE = 3  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true and part of the isolation is missing
 FLAGS = {"sources": "--source", "wrong_answer_policy": "--wrong-answers", "export_formats": "--format"}
 
 
@@ -104,9 +106,17 @@ def run(
         raise typer.Exit(process.supervise(process.run_command_line(), settings.cancel_grace_s,
                                            process.book_abandoned_run(settings.database_url), say=note))
     process.join_supervisor()
+    from flows.preflight import isolation_problem
+
+    problem = isolation_problem(settings)
+    if problem:  # before anything starts: one line, no traceback
+        err.print(f"[red]error:[/red] {escape(problem)}", soft_wrap=True, highlight=False)
+        raise typer.Exit(ISOLATION_EXIT_CODE)
     from flows.pipeline import codeio_pipeline
     from flows.spec import EndpointURL
     from flows.summary import render_summary
+
+    from codeio.sandbox.pool import IsolationUnavailable
 
     process.embedded_prefect_api(say=note)
     try:
@@ -115,11 +125,15 @@ def run(
     except (SourceSpecError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true and the kernel refused a part
+        err.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(ISOLATION_EXIT_CODE) from error
     except BaseException as error:
         if not process.is_interrupt(error):
             raise
         note(f"run cancelled ({type(error).__name__})")
         process.exit_now(128 + getattr(error, "signal", signal.SIGINT))  # leave shard threads behind
+    warn_sandbox(summary)
     if as_json:
         console.print_json(json.dumps(summary, default=str))
     else:
@@ -130,6 +144,17 @@ def run(
 
             err.print(f"[yellow]{needs_llm} raw file(s) skipped:[/yellow] {NEEDS_LLM_MESSAGE}")
     exit_if_nothing(summary["samples"], "samples", summary["stages"])
+
+
+def warn_sandbox(summary: dict[str, Any]) -> None:
+    """The loud block on stderr when the sandboxes ran code without some guarantee."""
+    from flows.summary import sandbox_warning
+
+    lines = sandbox_warning(summary)
+    if lines:
+        err.print(f"[bold red]{escape(lines[0])}[/bold red]", soft_wrap=True, highlight=False)
+        for line in lines[1:]:
+            err.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def exit_if_nothing(count: int, what: str, stages: list[dict]) -> None:
@@ -176,6 +201,10 @@ def ingest(
     pyedu: bool = typer.Option(False, help="PyEdu-R selection: int_score, then reasoning focus"),
     min_int_score: Optional[int] = typer.Option(None, help="PyEdu-R educational score threshold (default 3)"),
     min_reasoning: Optional[float] = typer.Option(None, help="PyEdu-R reasoning-focus threshold (default 2.0)"),
+    pyedu_judge: bool = typer.Option(False, help="PyEdu-R: then an LLM judge of reasoning focus (implies --pyedu; "
+                                                 "needs CODEIO_LLM_BASE_URL; cached and costed)"),
+    judge_min_score: Optional[int] = typer.Option(None, min=0, max=5,
+                                                  help="LLM judge: keep files it scores at least this, 0-5 (default 3)"),
     near_dedup: bool = typer.Option(True, help="near-duplicate removal (MinHash LSH over 5-grams)"),
     dedup_threshold: Optional[float] = typer.Option(None, help="near-duplicate Jaccard threshold (default 0.7)"),
     decontam: list[str] = typer.Option([], help="evaluation set file to decontaminate against, NAME=PATH (repeatable)"),
@@ -195,6 +224,10 @@ def ingest(
     if codemix or keep_python2:
         section = dict(options.get("codemix") or {}) if isinstance(options.get("codemix"), dict) else {}
         options["codemix"] = {**section, **({"keep_python2": True} if keep_python2 else {})}
+    if pyedu_judge or judge_min_score is not None:
+        section = dict(options.get("pyedu_judge") or {}) if isinstance(options.get("pyedu_judge"), dict) else {}
+        options["pyedu_judge"] = {**section, **({"min_score": judge_min_score} if judge_min_score is not None else {})}
+        pyedu = pyedu or not options.get("pyedu")
     if pyedu or min_int_score is not None or min_reasoning is not None:
         section = dict(options.get("pyedu") or {}) if isinstance(options.get("pyedu"), dict) else {}
         section.update({k: v for k, v in (("min_int_score", min_int_score), ("min_reasoning", min_reasoning))
