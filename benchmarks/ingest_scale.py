@@ -10,18 +10,24 @@ small, 1% Python 2, 1% low int_score, written as ``--shards`` Parquet files in a
 temp dir. It is ingested twice, in this process run, each into an empty store:
 
 - "direct": the ingestion tasks' own functions (``tasks.shard.execute`` with
-  ``tasks.ingest_shards``' select / resolve / finalize: the same reads, stage
-  calls, writes and completion markers as the flow's tasks, as plain calls), the
-  shards spread over as many worker processes as the flow's task runner has, no
-  Prefect, no Dask, no lineage;
+  ``tasks.ingest_shards``' select / components / dedup + finalize: the same reads,
+  stage calls, writes and completion markers as the flow's tasks, as plain calls),
+  the select shards and the per-shard dedup + finalize lanes spread over as many
+  worker processes as the flow's task runner has, the one components task in
+  this process; no Prefect, no Dask, no lineage;
 - "flow": the ``codeio-ingest`` flow with the production defaults (Dask
   LocalCluster, lineage in SQLite, markers, manifests, claims).
 
 Options: CodeMix filters, PyEdu-R selection (int_score + reasoning focus) and
 near dedup (MinHash LSH, 0.7). files/s is the flow's; orchestration share is
-``(flow - direct) / flow``; peak RSS is the largest summed RSS of this process
-and all its descendants (flow process, API server, Dask workers) during either
-run, sampled every 0.25 s (shared pages counted per process: an upper bound).
+``(flow - direct) / flow`` in wall seconds; peak RSS is the largest summed RSS
+of this process and all its descendants (flow process, API server, Dask
+workers) during either run, sampled every 0.25 s (shared pages counted per
+process: an upper bound). Also printed: CPU seconds of each run by process
+(this process, the API server, the workers) and the share computed from them,
+which the other loads of a shared machine disturb less than wall time (the two
+runs are minutes apart), and each run's stage timeline from the shards' markers.
+Iterate at a smaller scale with ``--files 20000 --shards 4``.
 
 Last line: ``files_per_s=<x> orchestration_share=<x> peak_rss_mb=<n>``.
 """

@@ -221,7 +221,7 @@ def run_ingest_stages(orchestrator: Orchestrator, specs: list[SourceSpec], optio
 
 
 def ingest_report(stages: list[StageSummary]) -> dict[str, Any]:
-    """What ingestion kept and why it dropped the rest, over its three stages."""
+    """What ingestion kept and why it dropped the rest, over its stages."""
     by_label = {s.label: s.as_dict() for s in stages}
     selected, dedup, final = by_label["ingest select"], by_label["ingest dedup"], by_label["ingest"]
     judged = by_label.get("ingest judge")  # PyEdu-R's LLM judge, when asked for
@@ -245,7 +245,7 @@ def ingest_report(stages: list[StageSummary]) -> dict[str, Any]:
         "llm": dict(llm, cost_usd=round(float(llm.get("cost_usd", 0.0)), 6)) if llm else {},
         "reconciled": selected["in"] == final["out"] + rejected
         and all(stage["in"] == stage["out"] + stage["rejected"] for stage in filtering)
-        and dedup["in"] == filtering[-1]["out"] == final["in"],
+        and dedup["in"] == by_label["ingest lsh"]["in"] == filtering[-1]["out"] == final["in"],
     }
 
 

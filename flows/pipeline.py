@@ -111,11 +111,11 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
     sandbox pool), the dashboard on loopback, the flow's Prefect API, and no
     statistical profiler in the workers (it samples every thread every 10 ms: about
     a tenth of a worker's CPU in the scale benchmark, taken from the sandbox)."""
-    keep_default_malloc()
+    local_cluster_config()
     kwargs: dict[str, Any] = {"n_workers": workers, "threads_per_worker": 1, "processes": True,
                               "dashboard_address": "127.0.0.1:0",
                               # a dotted key: the nanny merges this dict shallowly into its own config
-                              "config": {"distributed.worker.profile.enabled": False}}
+                              "config": {"distributed.worker.profile.enabled": False, **QUIET_DASK}}
     api_url = api_url_for_workers()
     if api_url:
         # without it every worker process starts an ephemeral Prefect API of its own
@@ -124,20 +124,27 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
     return kwargs
 
 
-def keep_default_malloc() -> None:
-    """Spawn Dask workers without MALLOC_TRIM_THRESHOLD_=65536, which Dask's nanny puts
-    in every worker's environment (``distributed.nanny.pre-spawn-environ``): glibc then
-    gives freed memory back to the OS at every turn, and code that allocates as much
-    as parsing does takes ~60x the page faults (+35% CPU in the ingestion benchmark's
-    select shards, against the same function in a plain process). A shard's memory is
-    bounded by its size; the workers keep glibc's default, like every other process.
-    The nanny reads this from the global Dask config when it is created."""
+# Dask's event loops wake every 20 ms (tick) and poll memory every 100 ms: ~3% of a core per worker
+# and as much for the scheduler and nannies in the flow process, idle or not (measured: 0.07 -> 0.02
+# CPU-s/s for a cluster of two). Ticks only feed the "event loop unresponsive" warning (after 3 s);
+# the memory limits are enforced as before, polled twice a second.
+QUIET_DASK = {"distributed.admin.tick.interval": "1s", "distributed.worker.memory.monitor-interval": "500ms"}
+
+
+def local_cluster_config() -> None:
+    """The Dask config that the objects a LocalCluster creates in this process read
+    when they are created (the scheduler and the nannies), set here: ``QUIET_DASK``,
+    and no MALLOC_TRIM_THRESHOLD_=65536 in the workers' environment (the nanny's
+    ``distributed.nanny.pre-spawn-environ``): with it glibc gives freed memory back to
+    the OS at every turn, and code that allocates as much as parsing does takes ~60x
+    the page faults (+35% CPU in the ingestion benchmark's select shards, against the
+    same function in a plain process). A shard's memory is bounded by its size; the
+    workers keep glibc's default, like every other process."""
     import dask
 
     environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", default={}) or {})
-    if "MALLOC_TRIM_THRESHOLD_" in environ:
-        environ.pop("MALLOC_TRIM_THRESHOLD_")
-        dask.config.set({"distributed.nanny.pre-spawn-environ": environ})
+    environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+    dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **QUIET_DASK})
 
 
 def api_url_for_workers() -> str | None:

@@ -253,18 +253,24 @@ def test_partitioned_resolver_exact_only_and_ties(tmp_path):
         assert dup.source_id == "x" and dup.kept_id == "b" and dup.similarity == 0.75
 
 
-def test_local_workers_keep_the_default_allocator(monkeypatch):
+def test_local_workers_keep_the_default_allocator_and_quiet_event_loops(monkeypatch):
     """Dask's nanny would start each worker with MALLOC_TRIM_THRESHOLD_=65536 (memory handed
     back to the OS at every free: ~60x the page faults of the same shard in a plain process);
-    the embedded cluster's workers start with the environment of any other process."""
+    the embedded cluster's workers start with the environment of any other process, and
+    their event loops tick every second, not every 20 ms."""
     import os
 
+    import dask
     from distributed import Client, LocalCluster
 
     from flows.pipeline import local_cluster_kwargs
 
+    def probe() -> tuple:
+        return (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"),
+                dask.config.get("distributed.admin.tick.interval"),
+                dask.config.get("distributed.worker.memory.monitor-interval"))
+
     monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     with LocalCluster(**local_cluster_kwargs(1)) as cluster, Client(cluster) as client:
-        seen = list(client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
-                    .values())
-    assert seen == [(None, "1")]  # the other spawn settings stay
+        seen = list(client.run(probe).values())
+    assert seen == [(None, "1", "1s", "500ms")]  # the other spawn settings stay
