@@ -19,6 +19,11 @@ it (~250 checks/s overall, ~3,400/s light). A stricter variant that execs each
 function once and makes all its calls (the engine's batching without any
 isolation) is printed on the line before, as "strict".
 
+The engine is also timed with its isolation turned off (``isolate_network=False``:
+no user/network/mount/PID namespaces, no minimal filesystem view; what issue 9
+added), over the same checks, as "isolation off": the cost of the isolation is
+the ratio of the two, printed as ``isolated/unisolated`` (target: at least 0.8).
+
 Last line: ``checks_per_s=<x> ratio_vs_spawn=<x> ratio_vs_inprocess=<x> light_ratio_vs_inprocess=<x>``.
 """
 
@@ -306,6 +311,21 @@ def main() -> None:
     per_func.close()
     executor.close()
 
+    # The same engine without the namespaces and the filesystem view (the pre-isolation engine).
+    plain = create_executor(SandboxConfig(workers=WORKERS, preload=PRELOAD, isolate_network=False))
+    plain.fingerprint()
+
+    def plain_run(job: tuple[str, list[str]]) -> list[Any]:
+        return plain.run(RunRequest(code=job[0], inputs_json=tuple(job[1]), limits=limits, check_size=False,
+                                    stop_on_fatal=True))
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        list(pool.map(plain_run, [("pass", ["{}"])] * WORKERS * 2))
+        t0 = time.perf_counter()
+        list(pool.map(plain_run, jobs))
+        t_plain = time.perf_counter() - t0
+    plain.close()
+
     # spawn per check, on a sample
     sample = [(f["code"], f["inputs"][i], f["outputs"][i]) for f in funcs for i in range(min(args.spawn_sample, len(f["inputs"])))]
     with ThreadPoolExecutor(WORKERS) as pool:
@@ -322,6 +342,8 @@ def main() -> None:
     print(f"in-process (per check)    : {rate_inproc:8.1f} checks/s  ({inproc_ok} of {total} match, {t_inproc:.2f} s)")
     print(f"in-process (per function) : {rate_inproc_func:8.1f} checks/s  ({t_inproc_func:.2f} s)")
     print(f"engine                    : {rate_engine:8.1f} checks/s  ({engine_ok} of {total} match, {t_engine:.2f} s)")
+    print(f"isolation off             : {total / t_plain:8.1f} checks/s  ({t_plain:.2f} s); "
+          f"isolated/unisolated {rate_engine / (total / t_plain):.2f}")
     print(f"spawn per check           : {rate_spawn:8.1f} checks/s  ({spawn_ok} of {len(sample)} sampled checks match, {t_spawn:.2f} s)")
     print(f"light ({n_light} checks under {LIGHT_CALL_S * 1e3:.0f} ms in-process, {len(light_funcs)} functions): "
           f"engine {light_rate['engine']:.0f}/s, in-process per check {light_rate['check']:.0f}/s, "
