@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -106,12 +106,7 @@ def run(
         raise typer.Exit(process.supervise(process.run_command_line(), settings.cancel_grace_s,
                                            process.book_abandoned_run(settings.database_url), say=note))
     process.join_supervisor()
-    from flows.preflight import isolation_problem
-
-    problem = isolation_problem(settings)
-    if problem:  # before anything starts: one line, no traceback
-        err.print(f"[red]error:[/red] {escape(problem)}", soft_wrap=True, highlight=False)
-        raise typer.Exit(ISOLATION_EXIT_CODE)
+    reject_incomplete_isolation(settings)
     from flows.pipeline import codeio_pipeline
     from flows.spec import EndpointURL
     from flows.summary import render_summary
@@ -125,9 +120,8 @@ def run(
     except (SourceSpecError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
-    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true and the kernel refused a part
-        err.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(ISOLATION_EXIT_CODE) from error
+    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true, refused where shards ran
+        isolation_error(str(error))
     except BaseException as error:
         if not process.is_interrupt(error):
             raise
@@ -144,6 +138,25 @@ def run(
 
             err.print(f"[yellow]{needs_llm} raw file(s) skipped:[/yellow] {NEEDS_LLM_MESSAGE}")
     exit_if_nothing(summary["samples"], "samples", summary["stages"])
+
+
+def reject_incomplete_isolation(settings: Any = None) -> None:
+    """CODEIO_SANDBOX_REQUIRE_ISOLATION=true: before anything starts, start one sandbox
+    server here and stop with one line when the kernel refuses part of its isolation."""
+    from flows.preflight import isolation_problem
+
+    if settings is None:
+        from codeio.settings import load_settings
+
+        settings = load_settings()
+    problem = isolation_problem(settings)
+    if problem:
+        isolation_error(problem)
+
+
+def isolation_error(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(ISOLATION_EXIT_CODE)
 
 
 def warn_sandbox(summary: dict[str, Any]) -> None:
@@ -354,6 +367,7 @@ def eval_command(
     quiet_logs()
     from codeio.evaluation.benchmarks import BenchmarkSpecError
     from codeio.prompting import TemplateError
+    from codeio.sandbox.pool import IsolationUnavailable
     from flows.eval import EvalError, codeio_eval
     from flows.eval_report import render_eval
     from flows.spec import EndpointURL
@@ -362,6 +376,7 @@ def eval_command(
         raise typer.BadParameter(f"{teacher!r} is not one of offline, openai", param_hint="--teacher")
     if placement not in ("prompt", "none"):
         raise typer.BadParameter(f"{placement!r} is not one of prompt, none", param_hint="--placement")
+    reject_incomplete_isolation()
     try:
         report = codeio_eval(benchmark=benchmark, model=model, teacher=teacher,
                              llm_base_url=EndpointURL(llm_base_url) if llm_base_url else None,
@@ -370,6 +385,9 @@ def eval_command(
     except (BenchmarkSpecError, EvalError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true, refused where shards ran
+        isolation_error(str(error))
+    warn_sandbox(report)
     if as_json:
         sys.stdout.write(json.dumps(report, default=str, ensure_ascii=False) + "\n")
     else:
