@@ -375,16 +375,19 @@ class ServerSnapshot:
         self.cells: dict[int, Any] = {}
 
     def refresh(self) -> None:
-        """Bring the snapshot up to date (in the server; nothing to do when the server's
-        modules did not change since the last fork)."""
+        """Bring the snapshot up to date (in the server). Only when ``sys.modules`` was
+        written to since the last refresh (an import): the server's modules are not
+        written to between forks, and a module whose dict was is not taken from the
+        snapshot anyway (its tag moved)."""
         if self.tags is None:
             self.tags = _tags_work() or False
         if not self.tags:
             return
         modules_cell = self._cell(sys.modules)
-        if modules_cell.value != self.modules_tag:
-            self.modules = StateGuard._modules()
-            self.modules_tag = modules_cell.value
+        if modules_cell.value == self.modules_tag:
+            return
+        self.modules = StateGuard._modules()
+        self.modules_tag = modules_cell.value
         for name, module in list(sys.modules.items()):
             namespace = getattr(module, "__dict__", None)
             if name == MODULE_NAME or type(module) is not type(sys) or not isinstance(namespace, dict):
