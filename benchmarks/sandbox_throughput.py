@@ -244,6 +244,23 @@ def spawn_check(code: str, inp: str) -> str | None:
     return proc.stdout[marker + len("\n__RESULT__"):].strip() if marker >= 0 else None
 
 
+def engine_runner(executor: Any, limits: Any) -> Any:
+    from codeio.execution import RunRequest
+
+    def run(job: tuple[str, list[str]]) -> list[Any]:
+        return executor.run(RunRequest(code=job[0], inputs_json=tuple(job[1]), limits=limits, check_size=False,
+                                       stop_on_fatal=True))
+    return run
+
+
+def timed_pass(pool: ThreadPoolExecutor, run: Any, jobs: list[tuple[str, list[str]]]) -> tuple[list[Any], float]:
+    """Warm both servers up, then run every job once: (results, seconds)."""
+    list(pool.map(run, [("pass", ["{}"])] * WORKERS * 2))
+    t0 = time.perf_counter()
+    results = list(pool.map(run, jobs))
+    return results, time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spawn-sample", type=int, default=1, help="pairs per function for the spawn baseline")
@@ -254,7 +271,7 @@ def main() -> None:
         return
     if not DATA.exists():
         sys.exit(f"dataset not found: {DATA}")
-    from codeio.execution import Limits, RunRequest
+    from codeio.execution import Limits
     from codeio.sandbox import SandboxConfig, create_executor
 
     funcs = load_functions()
@@ -286,15 +303,9 @@ def main() -> None:
     executor.fingerprint()
     limits = Limits(timeout_s=CALL_TIMEOUT_S)
 
-    def engine_run(job: tuple[str, list[str]]) -> list[Any]:
-        return executor.run(RunRequest(code=job[0], inputs_json=tuple(job[1]), limits=limits, check_size=False,
-                                       stop_on_fatal=True))
-
+    engine_run = engine_runner(executor, limits)
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(engine_run, [("pass", ["{}"])] * WORKERS * 2))
-        t0 = time.perf_counter()
-        engine_results = list(pool.map(engine_run, jobs))
-        t_engine = time.perf_counter() - t0
+        engine_results, t_engine = timed_pass(pool, engine_run, jobs)
         engine_ok = sum(matches(r.value_json, f["outputs"][i])
                         for f, rs in zip(funcs, engine_results) for i, r in enumerate(rs))
         # Light checks only, all three again: short passes, so the median of
@@ -314,16 +325,8 @@ def main() -> None:
     # The same engine without the namespaces and the filesystem view (the pre-isolation engine).
     plain = create_executor(SandboxConfig(workers=WORKERS, preload=PRELOAD, isolate_network=False))
     plain.fingerprint()
-
-    def plain_run(job: tuple[str, list[str]]) -> list[Any]:
-        return plain.run(RunRequest(code=job[0], inputs_json=tuple(job[1]), limits=limits, check_size=False,
-                                    stop_on_fatal=True))
-
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(plain_run, [("pass", ["{}"])] * WORKERS * 2))
-        t0 = time.perf_counter()
-        list(pool.map(plain_run, jobs))
-        t_plain = time.perf_counter() - t0
+        _, t_plain = timed_pass(pool, engine_runner(plain, limits), jobs)
     plain.close()
 
     # spawn per check, on a sample
