@@ -73,9 +73,11 @@ class StageSummary:
     key: str
     uri: str
     parts: int
+    # in = out + rejected, in the unit the stage reads (sources, functions, pairs, ...)
     records_in: int = 0
     records_out: int = 0
     rejected: int = 0
+    written: int = 0  # the records of the dataset, in its own unit (collect_io: pairs; build_prompts: instances)
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     reused: bool = False  # the whole dataset existed before this run
     retryable: int = 0  # transient LLM failures left in it: the next run retries them
@@ -87,7 +89,7 @@ class StageSummary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage, "label": self.label, "key": self.key, "uri": self.uri, "parts": self.parts,
-            "in": self.records_in, "out": self.records_out, "rejected": self.rejected,
+            "in": self.records_in, "out": self.records_out, "rejected": self.rejected, "written": self.written,
             "rejects_by_reason": dict(sorted(self.rejects_by_reason.items())), "reused": self.reused,
             "shards_computed": self.shards_computed, "seconds": round(self.seconds, 3), "llm": self.llm,
             "counters": merge_counters(self.stats), "retryable": self.retryable,
@@ -333,6 +335,7 @@ class Orchestrator:
             summary.records_in += int(data.get("records_in", 0))
             summary.records_out += int(data.get("records_out", data.get("kept", data.get("records", 0))))
             summary.rejected += int(data.get("rejected", 0))
+            summary.written += int(data.get("written", data.get("records", 0)))
             for reason, count in (data.get("rejects_by_reason") or {}).items():
                 summary.rejects_by_reason[reason] = summary.rejects_by_reason.get(reason, 0) + count
             summary.stats.append(dict(data.get("stats") or {}))
@@ -347,7 +350,7 @@ class Orchestrator:
         self.lineage.record_dataset(
             dataset_key=summary.key, stage=summary.stage, uri=summary.uri, config=config_dict(config),
             parents=list(parents.values()), counts={"in": summary.records_in, "out": summary.records_out,
-                                                    "rejected": summary.rejected},
+                                                    "rejected": summary.rejected, "written": summary.written},
             schema_version=SCHEMA_VERSION, code_version=self.code_version,
         )
         self.lineage.link_run_dataset(self.run_id, summary.key, "reused" if summary.reused else "produced")
