@@ -10,7 +10,6 @@ failures closes the lane, because its children's keys depend on its outcome.
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import getpass
 import logging
@@ -121,7 +120,7 @@ def merge_counters(stats: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class RunStopped(RuntimeError):
-    """The run was asked to stop (``STOP_RUN``) and did, between two stages."""
+    """The run was asked to stop (its Orchestrator's ``stop``) and did, between two stages."""
 
 
 class StopRequest(threading.Event):
@@ -133,11 +132,6 @@ class StopRequest(threading.Event):
         if not self.is_set():
             self.reason = reason
             self.set()
-
-
-# Set, in a run's own context, to a request that stops the run before its next stage: a sweep
-# gives its branches one, which a failing branch sets, so the others stop spending.
-STOP_RUN: contextvars.ContextVar[StopRequest | None] = contextvars.ContextVar("codeio_stop_run", default=None)
 
 
 class DatasetClaims:
@@ -281,12 +275,14 @@ class Orchestrator:
     """Runs a run's stages: ``task_runner`` (entered by the flow around the stages)
     runs the shard tasks, else they are submitted on Prefect's default runner;
     ``llm_budget_usd`` caps the run's LLM spend, shared over ``llm_processes(parts)``
-    processes that may spend at once in a stage of ``parts`` shards."""
+    processes that may spend at once in a stage of ``parts`` shards; once ``stop`` is
+    set the run stops before its next lane (``RunStopped``): a sweep gives its
+    branches one, which a failing branch sets, so the others stop spending."""
 
     def __init__(self, store: DataStore, runtime: RuntimeSpec, lineage: Any, run_id: str,
                  progress: StageProgress | None = None, *, task_runner: Any = None, task_tags: tuple[str, ...] = (),
                  fuse: bool = True, claim_lease_s: float = CLAIM_LEASE_S, llm_budget_usd: float | None = None,
-                 llm_processes: Callable[[int], int] = lambda parts: 1):
+                 llm_processes: Callable[[int], int] = lambda parts: 1, stop: StopRequest | None = None):
         self.store = store
         self.runtime = runtime
         self.lineage = lineage
@@ -300,6 +296,7 @@ class Orchestrator:
         self.claims = LineageClaims(lineage, run_id, claim_lease_s, on_wait=self._waiting)
         self.llm_budget_usd = llm_budget_usd
         self.llm_processes = llm_processes
+        self.stop = stop
         self._pending: list[StagePlan] = []
 
     def submit(self, task: Any, parameters: dict[str, Any]) -> Any:
@@ -415,9 +412,8 @@ class Orchestrator:
         in the store yet runs part by part: one task per part for the whole lane."""
         if len({plan.key for plan in plans}) < len(plans):
             raise ValueError(f"a dataset appears twice in one lane: {[plan.label for plan in plans]}")
-        stop = STOP_RUN.get()
-        if stop is not None and stop.is_set():
-            raise RunStopped(f"stopped before {plans[0].label}: {stop.reason}")
+        if self.stop is not None and self.stop.is_set():
+            raise RunStopped(f"stopped before {plans[0].label}: {self.stop.reason}")
         with ExitStack() as claims:
             for plan in plans:  # always in pipeline order, so two lanes never wait on each other in a cycle
                 claims.enter_context(dataset_claims().hold(self.store.url, plan.key))

@@ -63,8 +63,11 @@ def is_interrupt(error: BaseException) -> bool:
 
 
 def run_status(error: BaseException) -> str:
-    """The final status of a run that raised ``error``."""
-    return CANCELLED if is_interrupt(error) else "failed"
+    """The final status of a run that raised ``error``: ``cancelled`` when it was
+    interrupted or asked to stop (a sweep branch stopped because another failed)."""
+    from flows.orchestrator import RunStopped
+
+    return CANCELLED if is_interrupt(error) or isinstance(error, RunStopped) else "failed"
 
 
 def end_gone_runs(lineage: Any, status: str = CRASHED, pid: int | None = None,

@@ -52,7 +52,7 @@ from prefect import flow, get_run_logger
 from pydantic import ValidationError
 
 from codeio.settings import Settings, load_settings
-from flows.orchestrator import STOP_RUN, RunStopped, StopRequest
+from flows.orchestrator import RunStopped, StopRequest
 from flows.pipeline import local_cluster_kwargs, local_workers, open_store, run_pipeline
 from flows.spec import EndpointURL, RunSpec, endpoint_value, spec_errors
 
@@ -233,12 +233,11 @@ class BranchFailed(RuntimeError):
 
 def _run_branch(settings: Settings, branch: Branch, stop: StopRequest) -> dict[str, Any] | None:
     """One branch, unless another has failed (then None: not started). A failure sets
-    ``stop``, which running branches see before their next stage (``STOP_RUN``)."""
+    ``stop``, which running branches see before their next stage (their Orchestrator's)."""
     if stop.is_set():
         return None
-    STOP_RUN.set(stop)  # in this branch's own context (a copy per branch)
     try:
-        return run_pipeline(settings, branch.spec, progress=False, kind="sweep-branch")
+        return run_pipeline(settings, branch.spec, progress=False, kind="sweep-branch", stop=stop)
     except BaseException as error:
         stop.stop(f"branch {branch.name} failed ({type(error).__name__})")
         raise
