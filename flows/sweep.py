@@ -249,7 +249,11 @@ def _run_branches(settings: Settings, grid: SweepGrid, pool: ThreadPoolExecutor)
     stop = StopRequest()
     futures = [pool.submit(contextvars.copy_context().run, _run_branch, settings, branch, stop)
                for branch in grid.branches]
-    wait(futures)
+    try:
+        wait(futures)
+    except BaseException:  # Ctrl-C: no branch starts, the running ones stop before their next stage
+        stop.stop("the sweep was interrupted")
+        raise
     errors = [(branch, future.exception()) for branch, future in zip(grid.branches, futures) if future.exception()]
     if errors:
         skipped = [branch.name for branch, future in zip(grid.branches, futures)
@@ -278,12 +282,15 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
     try:
         ingest = _ingest_once(settings, grid, lineage, run_id)
         # each thread runs in a copy of this context: its tasks and artifacts belong to this flow run
-        with shared_cluster(settings) as cluster_settings, ThreadPoolExecutor(
-                max_workers=grid.max_parallel_branches, thread_name_prefix="sweep-branch") as pool:
+        with shared_cluster(settings) as cluster_settings:
+            pool = ThreadPoolExecutor(max_workers=grid.max_parallel_branches, thread_name_prefix="sweep-branch")
             # branches share datasets stage by stage: a lane holds the claims of all its stages, so a
             # branch that shares only the first of them would wait for another branch's whole lane
             branch_settings = cluster_settings.model_copy(update={"fuse_stages": False})
-            summaries = _run_branches(branch_settings, grid, pool)
+            try:
+                summaries = _run_branches(branch_settings, grid, pool)
+            finally:  # an interrupted sweep does not wait for a branch blocked on an LLM request
+                pool.shutdown(wait=False, cancel_futures=True)
         result = summarize_sweep(grid, summaries, lineage, run_id, ingest)
         result["files"] = write_outputs(result, out_dir)
         publish_sweep_artifacts(result)
