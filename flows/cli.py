@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flows.cli_sweep import sweep
 from flows.console import fail, note, quiet_logs, supervised
@@ -17,6 +18,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 err = Console(stderr=True)
 # run specification fields whose flag is not their name
+ISOLATION_EXIT_CODE = 3  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true and part of the isolation is missing
 FLAGS = {"sources": "--source", "wrong_answer_policy": "--wrong-answers", "export_formats": "--format"}
 
 
@@ -96,10 +98,13 @@ def run(
     from flows import process
 
     # the terminal's signals stay here; the run goes to a process group of its own
-    process.start_supervised("run", settings.cancel_grace_s, settings.database_url, say=note)
+    process.start_supervised("run", settings.cancel_grace_s, settings.database_url, say=note,
+                             check=lambda: reject_incomplete_isolation(settings))
     from flows.pipeline import codeio_pipeline
     from flows.spec import EndpointURL
     from flows.summary import render_summary
+
+    from codeio.sandbox.pool import IsolationUnavailable
 
     try:
         with process.exit_when_interrupted(say=note):
@@ -108,6 +113,9 @@ def run(
     except (SourceSpecError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true, refused where shards ran
+        isolation_error(str(error))
+    warn_sandbox(summary)
     if as_json:
         console.print_json(json.dumps(summary, default=str))
     else:
@@ -118,6 +126,36 @@ def run(
 
             err.print(f"[yellow]{needs_llm} raw file(s) skipped:[/yellow] {NEEDS_LLM_MESSAGE}")
     exit_if_nothing(summary["samples"], "samples", summary["stages"])
+
+
+def reject_incomplete_isolation(settings: Any = None) -> None:
+    """CODEIO_SANDBOX_REQUIRE_ISOLATION=true: before anything starts, start one sandbox
+    server here and stop with one line when the kernel refuses part of its isolation."""
+    from flows.preflight import isolation_problem
+
+    if settings is None:
+        from codeio.settings import load_settings
+
+        settings = load_settings()
+    problem = isolation_problem(settings)
+    if problem:
+        isolation_error(problem)
+
+
+def isolation_error(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(ISOLATION_EXIT_CODE)
+
+
+def warn_sandbox(summary: dict[str, Any]) -> None:
+    """The loud block on stderr when the sandboxes ran code without some guarantee."""
+    from flows.summary import sandbox_warning
+
+    lines = sandbox_warning(summary)
+    if lines:
+        err.print(f"[bold red]{escape(lines[0])}[/bold red]", soft_wrap=True, highlight=False)
+        for line in lines[1:]:
+            err.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def exit_if_nothing(count: int, what: str, stages: list[dict]) -> None:
@@ -164,6 +202,10 @@ def ingest(
     pyedu: bool = typer.Option(False, help="PyEdu-R selection: int_score, then reasoning focus"),
     min_int_score: Optional[int] = typer.Option(None, help="PyEdu-R educational score threshold (default 3)"),
     min_reasoning: Optional[float] = typer.Option(None, help="PyEdu-R reasoning-focus threshold (default 2.0)"),
+    pyedu_judge: bool = typer.Option(False, help="PyEdu-R: then an LLM judge of reasoning focus (implies --pyedu; "
+                                                 "needs CODEIO_LLM_BASE_URL; cached and costed)"),
+    judge_min_score: Optional[int] = typer.Option(None, min=0, max=5,
+                                                  help="LLM judge: keep files it scores at least this, 0-5 (default 3)"),
     near_dedup: bool = typer.Option(True, help="near-duplicate removal (MinHash LSH over 5-grams)"),
     dedup_threshold: Optional[float] = typer.Option(None, help="near-duplicate Jaccard threshold (default 0.7)"),
     decontam: list[str] = typer.Option([], help="evaluation set file to decontaminate against, NAME=PATH (repeatable)"),
@@ -183,6 +225,10 @@ def ingest(
     if codemix or keep_python2:
         section = dict(options.get("codemix") or {}) if isinstance(options.get("codemix"), dict) else {}
         options["codemix"] = {**section, **({"keep_python2": True} if keep_python2 else {})}
+    if pyedu_judge or judge_min_score is not None:
+        section = dict(options.get("pyedu_judge") or {}) if isinstance(options.get("pyedu_judge"), dict) else {}
+        options["pyedu_judge"] = {**section, **({"min_score": judge_min_score} if judge_min_score is not None else {})}
+        pyedu = pyedu or not options.get("pyedu")
     if pyedu or min_int_score is not None or min_reasoning is not None:
         section = dict(options.get("pyedu") or {}) if isinstance(options.get("pyedu"), dict) else {}
         section.update({k: v for k, v in (("min_int_score", min_int_score), ("min_reasoning", min_reasoning))
@@ -314,6 +360,7 @@ def eval_command(
     quiet_logs()
     from codeio.evaluation.benchmarks import BenchmarkSpecError
     from codeio.prompting import TemplateError
+    from codeio.sandbox.pool import IsolationUnavailable
     from flows.eval import EvalError, codeio_eval
     from flows.eval_report import render_eval
     from flows.spec import EndpointURL
@@ -322,7 +369,7 @@ def eval_command(
         raise typer.BadParameter(f"{teacher!r} is not one of offline, openai", param_hint="--teacher")
     if placement not in ("prompt", "none"):
         raise typer.BadParameter(f"{placement!r} is not one of prompt, none", param_hint="--placement")
-    supervised("eval", store=store, llm_base_url=llm_base_url)
+    supervised("eval", check=reject_incomplete_isolation, store=store, llm_base_url=llm_base_url)
     from flows.process import exit_when_interrupted
 
     try:
@@ -334,6 +381,9 @@ def eval_command(
     except (BenchmarkSpecError, EvalError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true, refused where shards ran
+        isolation_error(str(error))
+    warn_sandbox(report)
     if as_json:
         sys.stdout.write(json.dumps(report, default=str, ensure_ascii=False) + "\n")
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn
 
 import typer
 from rich.console import Console
@@ -40,12 +40,13 @@ def note(message: str) -> None:
     Console(stderr=True).print(f"[yellow]{message}[/yellow]", highlight=False)
 
 
-def supervised(command: str, **overrides: Any) -> None:
+def supervised(command: str, check: Callable[[], None] | None = None, **overrides: Any) -> None:
     """Start ``codeio COMMAND`` (ingest, eval, sweep) as ``codeio run`` starts: under the
     run supervisor, with its embedded Prefect API (see flows/process.py), with the
-    settings the command runs with (its grace period and lineage database)."""
+    settings the command runs with (its grace period and lineage database); ``check``
+    runs first in the process that does the work (see ``start_supervised``)."""
     from codeio.settings import load_settings
     from flows.process import start_supervised
 
     settings = load_settings(**{name: value for name, value in overrides.items() if value is not None})
-    start_supervised(command, settings.cancel_grace_s, settings.database_url, say=note)
+    start_supervised(command, settings.cancel_grace_s, settings.database_url, say=note, check=check)

@@ -26,7 +26,7 @@ def check_inputs(sources: list[str] | tuple[str, ...], out: str | None, settings
     themselves) the store and the database are not checked."""
     problems = []
     try:
-        parse_source_specs(list(sources))
+        problems += [f"{sources_name}: {problem}" for problem in _listing_problems(parse_source_specs(list(sources)))]
     except SourceSpecError as error:
         problems.append(f"{sources_name}: {error}")
     if out:
@@ -41,6 +41,25 @@ def check_inputs(sources: list[str] | tuple[str, ...], out: str | None, settings
         problems.append(f"prompt templates (CODEIO_PROMPT_DIR): {error}")
     if database:
         problems += _database_problems(settings.database_url)
+    return problems
+
+
+def _listing_problems(specs) -> list[str]:
+    """``git:`` sources that are no working tree and local ``corpus:`` paths that hold no
+    shard file (listings only; remote corpora are listed by the run, with its credentials)."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from codeio.ingest.readers import _expand, git_files, is_remote  # noqa: PLC2701 - the run's own listing
+
+    problems = []
+    for spec in specs:
+        try:
+            if spec.kind == "git":
+                git_files(spec.resolved)
+            elif spec.kind == "corpus" and not is_remote(spec.path):
+                _expand(LocalFileSystem(), str(Path(spec.path).expanduser()))
+        except SourceSpecError as error:
+            problems.append(str(error))
     return problems
 
 
@@ -64,6 +83,23 @@ def _location_problems(url: str, folder: bool) -> list[str]:
     if not os.access(ancestor, os.W_OK | os.X_OK):
         return [f"{ancestor} is not writable"]
     return []
+
+
+def isolation_problem(settings: Settings) -> str | None:
+    """With CODEIO_SANDBOX_REQUIRE_ISOLATION=true and shards running on this machine (no
+    CODEIO_DASK_ADDRESS): start one sandbox server here, as the workers will, and say
+    what the kernel refused (None: full isolation, or not required). Remote workers
+    check their own when their pool starts."""
+    if not settings.sandbox_require_isolation or settings.dask_address:
+        return None
+    from codeio.sandbox import SandboxConfig, create_executor
+    from codeio.sandbox.pool import IsolationUnavailable
+
+    try:
+        create_executor(SandboxConfig(workers=1, preload=(), require_isolation=True)).close()
+    except IsolationUnavailable as error:
+        return str(error)
+    return None
 
 
 def _database_problems(url: str) -> list[str]:

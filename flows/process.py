@@ -196,14 +196,18 @@ def _stop_when_asked(stop_fd: int, main_thread: int) -> None:
             signal.pthread_kill(main_thread, signal.SIGINT)
 
 
-def start_supervised(command: str, grace_s: float, database_url: str, say: Callable[[str], None]) -> None:
+def start_supervised(command: str, grace_s: float, database_url: str, say: Callable[[str], None],
+                     check: Callable[[], None] | None = None) -> None:
     """The start of a long command (``codeio run``, ``ingest``, ``eval``, ``sweep``).
     In the terminal's process (``codeio COMMAND`` itself): run a copy of the command
     under ``supervise`` and leave with its exit code (SystemExit). In that copy: join
-    the supervisor, and start the embedded Prefect API unless one is configured."""
+    the supervisor, run ``check`` (it may exit), and start the embedded Prefect API
+    unless one is configured."""
     if invoked_as(command):
         raise SystemExit(supervise(run_command_line(), grace_s, book_abandoned_run(database_url), say=say))
     join_supervisor()
+    if check is not None:
+        check()
     embedded_prefect_api(say=say)
 
 

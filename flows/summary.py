@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from codeio.sandbox.isolation import merge_reports, warning_lines
 
 LLM_FIELDS = ("requests", "cached", "failed", "prompt_tokens", "completion_tokens", "cost_usd", "retries")
 
@@ -60,7 +63,39 @@ def build_summary(orchestrator: Any, *, run_id: str, store: Any, samples: Any, e
         # transient LLM failures (429/5xx/timeouts/budget) kept in this run's data:
         # the next run of the same command retries exactly those calls
         "retryable": sum(int(s.get("retryable", 0)) for s in stages),
+        "sandbox": sandbox_summary(stages),
     }
+
+
+def sandbox_summary(stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The isolation of the sandboxes that ran this run's code, over every stage that
+    ran code now: modes, shards, each missing guarantee (name, the kernel's reason,
+    what is lost, shards without it) and the stages concerned."""
+    ran = [stage for stage in stages if stage.get("sandbox")]
+    merged = merge_reports([stage["sandbox"] for stage in ran])
+    merged["stages"] = [stage["label"] for stage in ran if stage["sandbox"].get("missing")]
+    return merged
+
+
+def sandbox_warning(summary: dict[str, Any]) -> list[str]:
+    """The warning block of a run whose sandboxes lacked guarantees (empty: none)."""
+    sandbox = summary.get("sandbox") or {}
+    lines = warning_lines(sandbox)
+    if lines and sandbox.get("stages"):
+        lines.insert(1, f"  stages: {', '.join(sandbox['stages'])}")
+    return lines
+
+
+def sandbox_line(summary: dict[str, Any]) -> str:
+    """One line for the summary: the mode, and complete or what is missing."""
+    sandbox = summary.get("sandbox") or {}
+    if not sandbox.get("shards"):
+        return "sandbox: no code ran in this run (every code stage reused)"
+    modes = ", ".join(sandbox.get("modes") or ["unknown mode"])
+    if sandbox.get("complete"):
+        return f"sandbox: {modes}, isolation complete ({sandbox['shards']} shard(s) ran code)"
+    names = ", ".join(item["guarantee"] for item in sandbox["missing"])
+    return f"sandbox: {modes}, ISOLATION INCOMPLETE, missing: {names}"
 
 
 def stage_reconciles(stage: dict[str, Any]) -> bool:
@@ -109,6 +144,10 @@ ADVICE = {
     "python2": "pass codemix: {keep_python2: true} in the ingest options (normalization converts Python 2)",
     "low_edu_score": "lower pyedu.min_int_score in the ingest options",
     "low_reasoning_focus": "lower pyedu.min_reasoning in the ingest options",
+    "judge_low_score": "lower pyedu_judge.min_score in the ingest options, or leave the judge off",
+    "judge_malformed_verdict": "the judge's replies hold no 'SCORE: n' line: check the pyedu_judge template "
+                               "(CODEIO_PROMPT_DIR) and the model",
+    "judge_failed": "the judge's LLM calls failed: check the endpoint; transient failures are retried by a rerun",
     "contaminated": "the files overlap the evaluation sets given to decontam: check the sets or min_overlap",
     "exact_duplicate": "every file repeats another one: check the sources for copies",
     "near_duplicate": "raise dedup.threshold, or set dedup: {near: false}",
@@ -163,6 +202,9 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
                   f"dataset: {summary['samples_dataset']['uri']}")
     for fmt, path in summary["exported"].items():
         console.print(f"written {fmt}: {path}")
+    line = sandbox_line(summary)
+    console.print(f"[bold red]{escape(line)}[/bold red]" if (summary.get("sandbox") or {}).get("missing")
+                  else escape(line), soft_wrap=True)
     if summary.get("retryable"):
         console.print(f"[yellow]{summary['retryable']} LLM call(s) failed transiently (rate limits, server errors, "
                       f"timeouts or the budget): run the same command again to retry only those; finished answers "
@@ -186,7 +228,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines += ["", f"LLM: {llm['requests']} requests, {llm['cached']} cached, {llm['failed']} failed; "
               f"{llm['prompt_tokens']} + {llm['completion_tokens']} tokens; ${llm['cost_usd']:.4f}",
               "", f"samples: {summary['samples']} ({summary['verified_samples']} verified) at "
-              f"`{summary['samples_dataset']['uri']}`"]
+              f"`{summary['samples_dataset']['uri']}`", "", sandbox_line(summary)]
+    sandbox = summary.get("sandbox") or {}
+    if sandbox.get("missing"):
+        lines += ["", "## Sandbox isolation incomplete", "",
+                  f"Stages: {', '.join(sandbox.get('stages') or [])}. Set `CODEIO_SANDBOX_REQUIRE_ISOLATION=true` to "
+                  "make this an error; docs/SANDBOX.md lists what each mode isolates.", "",
+                  "| missing guarantee | reason | what is lost | shards |", "|---|---|---|---|"]
+        lines += [f"| {item['guarantee']} | {item['reason']} | {item['effect']} | {item['shards']} |"
+                  for item in sandbox["missing"]]
     return "\n".join(lines)
 
 
@@ -226,6 +276,12 @@ def render_ingest_summary(summary: dict[str, Any], console: Console | None = Non
     console.print("kept after each rule: " + ", ".join(f"{k}={v}" for k, v in rules.items()), soft_wrap=True)
     if summary["contaminated"]:
         console.print("contaminated (source / eval set): " + _reasons(summary["contaminated"], None), soft_wrap=True)
+    llm = summary.get("llm") or {}
+    if llm:
+        console.print(f"LLM: {llm.get('requests', 0)} requests ({llm.get('cached', 0)} from cache, "
+                      f"{llm.get('failed', 0)} failed, {llm.get('retries', 0)} retries), {llm.get('prompt_tokens', 0)} "
+                      f"prompt + {llm.get('completion_tokens', 0)} completion tokens, ${llm.get('cost_usd', 0):.4f}",
+                      soft_wrap=True)
     console.print(f"rows read: {summary['rows_read']}, kept: {summary['kept']}, rejected: {summary['rejected']} "
                   f"(reconciled: {summary['reconciled']})  dataset: {summary['dataset']['uri']}", soft_wrap=True)
 
@@ -239,6 +295,11 @@ def ingest_markdown(summary: dict[str, Any]) -> str:
                      f"{_reasons(stage['rejects_by_reason'], None)} |")
     lines += ["", "| rule | files kept |", "|---|---|"]
     lines += [f"| {rule} | {count} |" for rule, count in summary["kept_by_rule"].items()]
+    llm = summary.get("llm") or {}
+    if llm:
+        lines += ["", f"LLM: {llm.get('requests', 0)} requests, {llm.get('cached', 0)} cached, {llm.get('failed', 0)} "
+                      f"failed; {llm.get('prompt_tokens', 0)} + {llm.get('completion_tokens', 0)} tokens; "
+                      f"${llm.get('cost_usd', 0):.4f}"]
     if summary["contaminated"]:
         lines += ["", "| source / eval set | contaminated files |", "|---|---|"]
         lines += [f"| {name} | {count} |" for name, count in summary["contaminated"].items()]
