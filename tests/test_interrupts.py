@@ -1,4 +1,5 @@
-"""Ctrl-C, SIGTERM and SIGKILL on `codeio run`, as a user (or a scheduler) sends them.
+"""Ctrl-C, SIGTERM and SIGKILL on `codeio run` (and Ctrl-C on `codeio ingest`, `eval`
+and `sweep`, which start the same way), as a user (or a scheduler) sends them.
 
 Each test starts the real command in a session of its own, with no Prefect API
 configured (so it starts its embedded one, as on a user's machine), against the
@@ -151,28 +152,38 @@ class HeldCommand:
         return self.lineage.get_run(run["id"])
 
 
-class HeldRun(HeldCommand):
-    """`codeio run` in a session of its own, waiting in synthesis for the held teacher."""
+@pytest.fixture
+def command(tmp_path):
+    """Start a held `codeio` command (HeldCommand's arguments); killed at the end."""
+    started: list[HeldCommand] = []
 
-    def __init__(self, tmp: Path, server: FakeLLMServer, teacher: HeldTeacher, **env: str) -> None:
-        self.teacher = teacher
-        super().__init__(tmp, ["run", "--limit", "8", "--teacher", "openai", "--llm-base-url", server.base_url,
-                               "--model", "fake-model"], lambda: teacher.requests > 0, **env)
+    def start(argv: list[str], ready: Callable[[], bool], **env: str) -> HeldCommand:
+        started.append(HeldCommand(tmp_path, argv, ready, **env))
+        return started[-1]
+
+    yield start
+    for held_command in started:
+        held_command.kill()
+        held_command.lineage.close()
 
 
 @pytest.fixture
-def held(tmp_path):
+def held_server():
     teacher = HeldTeacher()
-    runs: list[HeldRun] = []
     with FakeLLMServer(teacher) as server:
-        def start(**env: str) -> HeldRun:
-            runs.append(HeldRun(tmp_path, server, teacher, **env))
-            return runs[-1]
+        yield server, teacher
 
-        yield start
-        for run in runs:
-            run.kill()
-            run.lineage.close()
+
+@pytest.fixture
+def held(held_server, command):
+    """Start `codeio run`, waiting in synthesis for the held teacher."""
+    server, teacher = held_server
+
+    def start(**env: str) -> HeldCommand:
+        return command(["run", "--limit", "8", "--teacher", "openai", "--llm-base-url", server.base_url,
+                        "--model", "fake-model"], lambda: teacher.requests > 0, **env)
+
+    return start
 
 
 def processes_named(started: dict[int, tuple[str, str]], *parts: str) -> list[str]:
@@ -262,28 +273,6 @@ class HeldPipe:
             self.writer.close()
 
 
-@pytest.fixture
-def command(tmp_path):
-    """Start a held `codeio` command (HeldCommand's arguments); killed at the end."""
-    started: list[HeldCommand] = []
-
-    def start(argv: list[str], ready: Callable[[], bool], **env: str) -> HeldCommand:
-        started.append(HeldCommand(tmp_path, argv, ready, **env))
-        return started[-1]
-
-    yield start
-    for held_command in started:
-        held_command.kill()
-        held_command.lineage.close()
-
-
-@pytest.fixture
-def held_server():
-    teacher = HeldTeacher()
-    with FakeLLMServer(teacher) as server:
-        yield server, teacher
-
-
 def assert_cancelled(held_command: HeldCommand, kinds: set[str]) -> None:
     runs = held_command.lineage.list_runs()
     assert {run["kind"] for run in runs} == kinds, runs
@@ -311,7 +300,7 @@ def eval_argv(server: FakeLLMServer) -> list[str]:
             "--llm-base-url", server.base_url, "--model", "fake-model"]
 
 
-def test_ctrl_c_stops_eval_and_books_it_cancelled(command, held_server):
+def test_ctrl_c_stops_eval_and_books_it_cancelled(held_server, command):
     server, teacher = held_server
     evaluation = command(eval_argv(server), lambda: teacher.requests > 0)
     evaluation.assert_supervised("eval")
@@ -323,7 +312,7 @@ def test_ctrl_c_stops_eval_and_books_it_cancelled(command, held_server):
     assert "Traceback" not in evaluation.output()
 
 
-def test_a_second_ctrl_c_stops_eval_at_once(command, held_server):
+def test_a_second_ctrl_c_stops_eval_at_once(held_server, command):
     server, teacher = held_server
     evaluation = command(eval_argv(server), lambda: teacher.requests > 0, CODEIO_CANCEL_GRACE_S="600")
     evaluation.signal(signal.SIGINT)
@@ -333,7 +322,7 @@ def test_a_second_ctrl_c_stops_eval_at_once(command, held_server):
     assert_cancelled(evaluation, {"eval"})
 
 
-def test_ctrl_c_stops_a_sweep_and_its_branches(command, held_server, tmp_path):
+def test_ctrl_c_stops_a_sweep_and_its_branches(held_server, command, tmp_path):
     server, teacher = held_server
     grid = tmp_path / "grid.yaml"
     grid.write_text(json.dumps({"name": "held", "sources": ["sample"], "limit": 4, "llm_base_url": server.base_url,
