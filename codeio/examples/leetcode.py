@@ -11,9 +11,14 @@ Offline, :func:`leetcode_function` makes a unified function of it: the
 statement's examples (``Input: a = [1,2], b = 3`` / ``Output: 4``, HTML
 unescaped, ``true/false/null`` read as JSON) are the given pairs; the solution
 gets the imports the judge would have supplied (only the names it uses), the
-``ListNode``/``TreeNode`` classes with converters, and a ``main_solution`` that
-converts JSON lists to linked lists/trees at the boundary and back, and returns
-the first argument when the method works in place (``-> None``).
+judge's node classes it needs with converters (:mod:`.nodes`: ``ListNode``,
+``TreeNode`` and four kinds of ``Node``), and a ``main_solution`` that converts
+the statement's JSON forms to nodes at the boundary and back, and returns the
+first argument when the method works in place (``-> None``). A design problem
+(no ``class Solution`` call, examples as call sequences) is replayed by
+``main_solution(operations, arguments)`` (:mod:`.design`). Rows of datasets in
+the LeetCodeDataset layout reuse :func:`parse_example` and
+:func:`solution_function` (:mod:`.rows`).
 """
 
 from __future__ import annotations
