@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 import s3fs
 from s3_server import moto_s3  # noqa: F401 - the fixture
-from test_s3_store import CREDENTIAL_VARS
+from test_ingest_flow import s3_corpus  # noqa: F401 - the fixture: env pointing at a moto bucket, local store
 
 from storage.store import DataStore
 
@@ -21,14 +21,8 @@ ROWS = Path(__file__).resolve().parent / "data" / "rows" / "problems.jsonl"
 
 
 @pytest.mark.slow
-def test_rows_on_s3_parquet_are_ingested_one_problem_per_row(prefect_harness, moto_s3, monkeypatch, tmp_path):  # noqa: F811
-    for name in CREDENTIAL_VARS:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in moto_s3.env().items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.setenv("CODEIO_STORE", str(tmp_path / "store"))
-    monkeypatch.setenv("CODEIO_DATABASE_URL", f"sqlite:///{tmp_path / 'lineage.db'}")
-    bucket = moto_s3.create_bucket()
+def test_rows_on_s3_parquet_are_ingested_one_problem_per_row(prefect_harness, moto_s3, s3_corpus):  # noqa: F811
+    bucket, _, tmp_path = s3_corpus  # the bucket also holds a corpus under edu/: rows/ is read alone
     fs = s3fs.S3FileSystem(**moto_s3.storage_options())
     rows = [json.loads(line) for line in ROWS.read_text().splitlines()]
     # one Parquet file per layout family (a Parquet file holds one schema), as datasets ship them

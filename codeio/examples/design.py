@@ -33,7 +33,7 @@ import json
 import re
 from typing import Any
 
-from codeio.examples.literals import NotJSON, read_literal
+from codeio.examples.literals import NotJSON, outside_strings, read_literal
 from codeio.examples.wrapping import MAIN_NAME, OFFLINE_LABEL
 from codeio.sandbox.sizecheck import size_violation
 
@@ -114,24 +114,14 @@ def {main}(operations, arguments):
 
 def _balanced(text: str, start: int) -> int | None:
     """The end (exclusive) of the bracketed list opening at ``start``, strings respected; None if unclosed."""
-    depth, quote, escaped = 0, "", False
-    for i in range(start, len(text)):
-        char = text[i]
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = ""
-        elif char == '"':
-            quote = char
-        elif char == "[":
+    depth = 0
+    for index, char in outside_strings(text, start):
+        if char == "[":
             depth += 1
         elif char == "]":
             depth -= 1
             if depth == 0:
-                return i + 1
+                return index + 1
     return None
 
 

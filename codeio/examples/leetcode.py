@@ -34,9 +34,10 @@ from typing import Any, Iterable
 
 from codeio.examples import design
 from codeio.examples.base import Extraction, OfflineFunction, parse_module
-from codeio.examples.literals import NotJSON, read_literal
+from codeio.examples.literals import NotJSON, outside_strings, read_literal
 from codeio.examples.nodes import LIST_NODE, NODE, NODE_TYPES, TREE_NODE, node_flavour, node_kind
-from codeio.examples.wrapping import MAIN_NAME, Unsupported, call_parts, entry_wrapper, io_description, parameters
+from codeio.examples.wrapping import (MAIN_NAME, Unsupported, call_parts, checked_parameters, entry_wrapper,
+                                      io_description, parameters)
 
 KIND = "leetcode"
 FORMAT = "leetcode"  # the "format" of a problem record's payload
@@ -134,20 +135,11 @@ def split_arguments(text: str) -> dict[str, str] | None:
     """``a = [1,2], s = "x,y"`` -> {"a": "[1,2]", "s": '"x,y"'} (split at depth 0 outside strings)."""
     text = " ".join(text.split())
     starts: list[tuple[int, int, str]] = []  # (name start, value start, name)
-    depth, quote, escaped = 0, "", False
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char in "[{(":
+    depth, resume = 0, 0
+    for i, char in outside_strings(text):
+        if i < resume:
+            continue
+        if char in "[{(":
             depth += 1
         elif char in "]})":
             depth -= 1
@@ -155,9 +147,7 @@ def split_arguments(text: str) -> dict[str, str] | None:
             match = ARGUMENT_NAME.match(text, i)
             if match is not None:
                 starts.append((i, match.end(), match.group(0)[:-1].strip()))
-                i = match.end()
-                continue
-        i += 1
+                resume = match.end()
     if not starts:
         return None
     values: dict[str, str] = {}
@@ -301,16 +291,15 @@ def solution_function(code: str, tree: ast.Module, examples: list[Example], prob
     if method is None:
         found.skipped["no_entry_method"] += 1
         return found
+    params = checked_parameters(method.args, found.skipped, skip_first=True)
+    if params is None:
+        return found
+    returns = ast.unparse(method.returns) if method.returns is not None else None
     try:
-        params = parameters(method.args, skip_first=True)
-        returns = ast.unparse(method.returns) if method.returns is not None else None
         flavour = node_flavour(code)
         kinds = {name: _boundary(annotation, flavour) for name, annotation in [*params, ("return", returns)]}
     except Unsupported as error:
         found.skipped[str(error)] += 1
-        return found
-    if not params:
-        found.skipped["no_parameters"] += 1
         return found
     renamed: dict[str, str] = {}
     pairs = _pairs(examples, [name for name, _ in params], found, renamed)

@@ -53,6 +53,27 @@ def _from_list_node(node, limit=10000):
     return values
 '''.strip("\n")
 
+# Level order (None: no node) -> binary tree, for the two binary-tree node classes.
+LEVEL_ORDER_BUILDER = '''
+def {function}(values):
+    if not values or values[0] is None:
+        return None
+    root = {cls}(values[0])
+    level, i = [root], 1
+    while level and i < len(values):
+        following = []
+        for node in level:
+            for side in ("left", "right"):
+                if i < len(values):
+                    if values[i] is not None:
+                        child = {cls}(values[i])
+                        setattr(node, side, child)
+                        following.append(child)
+                    i += 1
+        level = following
+    return root
+'''.strip("\n")
+
 TREE_HELPERS = '''
 # LeetCode's binary-tree node, and converters from/to its level order (None: no node)
 class TreeNode:
@@ -62,23 +83,7 @@ class TreeNode:
         self.right = right
 
 
-def _to_tree_node(values):
-    if not values or values[0] is None:
-        return None
-    root = TreeNode(values[0])
-    level, i = [root], 1
-    while level and i < len(values):
-        following = []
-        for node in level:
-            for side in ("left", "right"):
-                if i < len(values):
-                    if values[i] is not None:
-                        child = TreeNode(values[i])
-                        setattr(node, side, child)
-                        following.append(child)
-                    i += 1
-        level = following
-    return root
+{tree_builder}
 
 
 def _from_tree_node(root, limit=10000):
@@ -94,7 +99,7 @@ def _from_tree_node(root, limit=10000):
     while values and values[-1] is None:
         values.pop()
     return values
-'''.strip("\n")
+'''.strip("\n").replace("{tree_builder}", LEVEL_ORDER_BUILDER.format(function="_to_tree_node", cls="TreeNode"))
 
 GRAPH_HELPERS = '''
 # LeetCode's graph node (Clone Graph), and converters from/to the adjacency list of nodes 1..n
@@ -202,23 +207,7 @@ class Node:
         self.next = next
 
 
-def _to_next_tree_node(values):
-    if not values or values[0] is None:
-        return None
-    root = Node(values[0])
-    level, i = [root], 1
-    while level and i < len(values):
-        following = []
-        for node in level:
-            for side in ("left", "right"):
-                if i < len(values):
-                    if values[i] is not None:
-                        child = Node(values[i])
-                        setattr(node, side, child)
-                        following.append(child)
-                    i += 1
-        level = following
-    return root
+{next_builder}
 
 
 def _from_next_tree_node(root, limit=10000):
@@ -232,7 +221,7 @@ def _from_next_tree_node(root, limit=10000):
         values.append("#")
         start = following
     return values
-'''.strip("\n")
+'''.strip("\n").replace("{next_builder}", LEVEL_ORDER_BUILDER.format(function="_to_next_tree_node", cls="Node"))
 
 
 @dataclass(frozen=True)

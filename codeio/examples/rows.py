@@ -29,7 +29,7 @@ from typing import Any
 from codeio.examples import leetcode
 from codeio.examples.base import PARSE_ERRORS, Extraction, OfflineFunction, parse_module
 from codeio.examples.doctests import call_pair, docstring_prose, entry_code
-from codeio.examples.wrapping import Unsupported, io_description, parameters
+from codeio.examples.wrapping import checked_parameters, io_description
 
 FORMAT = "rows"  # the "format" of a row's payload
 LAYOUTS = ("leetcodedataset", "humaneval", "mbpp")
@@ -186,13 +186,8 @@ def _asserted(code: str, payload: dict[str, Any]) -> Extraction:
     node = functions[entry]
     calls, skipped = assert_examples(tests, {entry, CANDIDATE})
     found.skipped.update(skipped)
-    try:
-        params = parameters(node.args)
-    except Unsupported as error:
-        found.skipped[str(error)] += 1
-        return found
-    if not params:
-        found.skipped["no_parameters"] += 1
+    params = checked_parameters(node.args, found.skipped)
+    if params is None:
         return found
     pairs: list[dict[str, Any]] = []
     for call, want in calls:
