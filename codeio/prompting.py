@@ -58,6 +58,7 @@ REQUIRED_TEMPLATES = (
 TEMPLATE_PLACEHOLDERS: Mapping[str, frozenset[str]] = {
     "normalize": frozenset({"raw_code"}),
     "normalize_json": frozenset({"raw_code"}),
+    "pyedu_judge": frozenset({"code", "path"}),  # codeio.ingest.judge
 }
 
 # Verdict statuses that get feedback (records.VERDICT); llm_failed reads as "no answer".

@@ -177,6 +177,10 @@ def ingest(
     pyedu: bool = typer.Option(False, help="PyEdu-R selection: int_score, then reasoning focus"),
     min_int_score: Optional[int] = typer.Option(None, help="PyEdu-R educational score threshold (default 3)"),
     min_reasoning: Optional[float] = typer.Option(None, help="PyEdu-R reasoning-focus threshold (default 2.0)"),
+    pyedu_judge: bool = typer.Option(False, help="PyEdu-R: then an LLM judge of reasoning focus (implies --pyedu; "
+                                                 "needs CODEIO_LLM_BASE_URL; cached and costed)"),
+    judge_min_score: Optional[int] = typer.Option(None, min=0, max=5,
+                                                  help="LLM judge: keep files it scores at least this, 0-5 (default 3)"),
     near_dedup: bool = typer.Option(True, help="near-duplicate removal (MinHash LSH over 5-grams)"),
     dedup_threshold: Optional[float] = typer.Option(None, help="near-duplicate Jaccard threshold (default 0.7)"),
     decontam: list[str] = typer.Option([], help="evaluation set file to decontaminate against, NAME=PATH (repeatable)"),
@@ -196,6 +200,10 @@ def ingest(
     if codemix or keep_python2:
         section = dict(options.get("codemix") or {}) if isinstance(options.get("codemix"), dict) else {}
         options["codemix"] = {**section, **({"keep_python2": True} if keep_python2 else {})}
+    if pyedu_judge or judge_min_score is not None:
+        section = dict(options.get("pyedu_judge") or {}) if isinstance(options.get("pyedu_judge"), dict) else {}
+        options["pyedu_judge"] = {**section, **({"min_score": judge_min_score} if judge_min_score is not None else {})}
+        pyedu = pyedu or not options.get("pyedu")
     if pyedu or min_int_score is not None or min_reasoning is not None:
         section = dict(options.get("pyedu") or {}) if isinstance(options.get("pyedu"), dict) else {}
         section.update({k: v for k, v in (("min_int_score", min_int_score), ("min_reasoning", min_reasoning))

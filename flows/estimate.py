@@ -16,13 +16,24 @@ the store, so a completion that is already cached counts as free:
   and its feedback; revisions of cached answers are assumed cached too (their
   prompts depend on verification, so they cannot be looked up).
 
+``corpus:`` and ``git:`` sources are never read here: their rows are counted from
+the Parquet footers (rows, and the content column's size), from the first MiB of
+each JSONL shard (rows per byte, scaled to the file's size: an estimate, exact
+when the file is smaller) and from ``git ls-files`` with the files' sizes. Each
+row then stands for one raw file of the average size, uncached, that every
+selection rule keeps (an upper bound). With the ingest option ``pyedu_judge``,
+each raw file also costs one judge request.
+
 Completions use the assumed lengths below (``max_tokens`` gives the maximum).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
 
 from rich.console import Console
 from rich.table import Table
@@ -33,12 +44,14 @@ from codeio.examples.offline import normalization_text
 from codeio.llm.base import ChatRequest
 from codeio.settings import Settings
 from codeio.stages import normalize as normalize_stage
-from codeio.sources import parse_source_specs, read_sources
+from codeio.sources import SCALE_KINDS, SourceSpec, parse_source_specs, read_sources
 from flows.spec import TASK_MIXES, RunSpec, resolve_teacher, uses_llm
 
 ASSUMED_NORMALIZE_COMPLETION_TOKENS = 900
 ASSUMED_ANSWER_COMPLETION_TOKENS = 600
 ASSUMED_FEEDBACK_CHARS = 200  # execution feedback of a revision turn
+ASSUMED_JUDGE_COMPLETION_TOKENS = 40  # "SCORE: n" and a one-sentence reason
+JSONL_SAMPLE_BYTES = 1 << 20  # the head of a JSONL shard read to count its rows per byte
 ASSUMED_GIVEN_JSON = json.dumps({"value": "x" * 40})  # a sampled input or output we cannot know before running
 PAIR_COLUMNS = ["function_id", "pair_index", "input", "output"]
 TALLY_FIELDS = ("requests", "cached", "prompt_tokens", "completion_tokens", "completion_tokens_max", "cost_usd",
@@ -55,13 +68,14 @@ class _Tally:
         self.values = {name: 0 for name in TALLY_FIELDS}
         self.prices_known = True
 
-    def add(self, requests: list[ChatRequest], cached: int = 0) -> None:
+    def add(self, requests: list[ChatRequest], cached: int = 0, times: int = 1) -> None:
+        """``times``: how many rows these requests stand for (scale sources)."""
         from codeio.llm.openai_client import estimate_cost
 
         estimate = estimate_cost(requests, self._config, None, self._completion)
         for name in TALLY_FIELDS:
-            self.values[name] += estimate.get(name, 0)
-        self.values["cached"] += cached
+            self.values[name] += estimate.get(name, 0) * times
+        self.values["cached"] += cached * times
         self.prices_known = self.prices_known and estimate["prices_known"]
 
     def scaled(self, factor: float) -> dict[str, Any]:
@@ -86,17 +100,20 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
     known_pairs = _stored_pairs(store, pairs_per_function)
     placeholder_pairs = [(ASSUMED_GIVEN_JSON, ASSUMED_GIVEN_JSON)] * pairs_per_function
     counts = {"raw_files": 0, "unified_functions": 0, "rejected_at_ingest": 0, "unparseable_cached": 0,
-              "instances_estimate": 0}
+              "instances_estimate": 0, "corpus_files": 0, "git_files": 0, "scale_rows": 0,
+              "scale_rows_estimated": False}
+    judge_config = _judge_config(spec, settings, templates)
     normalize = _Tally(config, ASSUMED_NORMALIZE_COMPLETION_TOKENS)
     synthesize = _Tally(config, ASSUMED_ANSWER_COMPLETION_TOKENS)
     revise = _Tally(config, ASSUMED_ANSWER_COMPLETION_TOKENS)
+    judge = _Tally(config, ASSUMED_JUDGE_COMPLETION_TOKENS)
 
     def request(messages: list[dict[str, str]], **extra: Any) -> ChatRequest:
         return ChatRequest(messages=tuple(messages), model=settings.llm_model, temperature=settings.llm_temperature,
                            max_tokens=settings.llm_max_tokens, **extra)
 
     def function(function_id: str, problem: str, io_description: str, main_code: str,
-                 given: list[tuple[str, str]]) -> None:
+                 given: list[tuple[str, str]], times: int = 1) -> None:
         """One function's round-1 requests, as build_prompts makes them (K pairs x tasks), and its revisions."""
         pairs = known_pairs.get(function_id) or given
         first = [request(prompting.build_prediction_messages(
@@ -104,14 +121,29 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
                      given_json_text=input_json if task == "output" else output_json, main_code=main_code,
                      placement=placement, templates=templates))
                  for input_json, output_json in pairs[:pairs_per_function] for task in tasks]
-        counts["instances_estimate"] += len(first)
+        counts["instances_estimate"] += len(first) * times
         if teacher != "openai":
             return
         uncached = [r for r in first if cache.get(r.cache_key()) is None]
-        synthesize.add(uncached, cached=len(first) - len(uncached))
-        revise.add(_revision_requests(uncached, revision_rounds))
+        synthesize.add(uncached, cached=len(first) - len(uncached), times=times)
+        revise.add(_revision_requests(uncached, revision_rounds), times=times)
 
-    for outcome in read_sources(parse_source_specs(list(spec.sources)), spec.limit):
+    def judged(record: dict[str, Any], times: int = 1) -> None:
+        """PyEdu-R's judge request for a raw file (when the ingest options ask for the judge)."""
+        if judge_config is None:
+            return
+        from codeio.ingest.judge import judge_messages
+
+        request = ChatRequest(messages=judge_messages(record, judge_config, templates.text("pyedu_judge")),
+                              model=judge_config.model, temperature=judge_config.temperature,
+                              max_tokens=judge_config.max_tokens)
+        hit = times == 1 and cache.get(request.cache_key()) is not None
+        judge.add([] if hit else [request], cached=int(hit), times=times)
+
+    specs = parse_source_specs(list(spec.sources))
+    rows_read = 0
+    for outcome in read_sources([s for s in specs if s.kind not in SCALE_KINDS], spec.limit):
+        rows_read += 1
         record = outcome.record
         if record is None:
             counts["rejected_at_ingest"] += 1
@@ -124,6 +156,7 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
                      record["content"], given)
         else:
             counts["raw_files"] += 1
+            judged(record)
             if not endpoint:
                 continue  # rejected by normalize: raw code needs an LLM
             normalization = request(parsing.build_normalize_messages(
@@ -143,10 +176,29 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
             else:
                 function("", "", "", record["content"], placeholder_pairs)
 
+    left = None if spec.limit is None else max(0, spec.limit - rows_read)
+    for size in scale_sizes([s for s in specs if s.kind in SCALE_KINDS], settings, left):
+        counts["corpus_files" if size.spec.kind == "corpus" else "git_files"] += size.files
+        counts["scale_rows"] += size.rows
+        counts["raw_files"] += size.rows
+        counts["scale_rows_estimated"] = counts["scale_rows_estimated"] or not size.exact
+        if not size.rows:
+            continue
+        typical = {"content": "x" * size.average_chars, "kind": "raw", "source_name": size.spec.display,
+                   "origin": json.dumps({"path": size.spec.path}), "problem": None, "unified": None}
+        judged(typical, times=size.rows)
+        if endpoint:
+            normalize.add([request(parsing.build_normalize_messages(
+                normalization_text(typical), template=normalize_template, json_mode=settings.llm_json_mode),
+                response_format=response_format)], times=size.rows)
+        function("", "", "", typical["content"], placeholder_pairs, times=size.rows)
+
     wrong = max(0.0, min(1.0, 1.0 - first_round_pass_rate))
     parts = {"normalize": normalize.scaled(1.0), "synthesize": synthesize.scaled(1.0),
              "revise_upper_bound": revise.scaled(wrong)}
-    prices_known = normalize.prices_known and synthesize.prices_known and revise.prices_known
+    if judge_config is not None:
+        parts["pyedu_judge"] = judge.scaled(1.0)
+    prices_known = all(tally.prices_known for tally in (normalize, synthesize, revise, judge))
     cost = round(sum(p["cost_usd"] for p in parts.values()), 6)
     cost_max = round(sum(p["cost_usd_max"] for p in parts.values()), 6)
     budget = settings.llm_budget_usd
@@ -155,7 +207,8 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
         **counts,
         "requests": {name: p["requests"] for name, p in parts.items()}
                     | {"total": sum(p["requests"] for p in parts.values())},
-        "cached": {"normalize": parts["normalize"]["cached"], "synthesize": parts["synthesize"]["cached"]},
+        "cached": {"normalize": parts["normalize"]["cached"], "synthesize": parts["synthesize"]["cached"]}
+                  | ({"pyedu_judge": parts["pyedu_judge"]["cached"]} if judge_config is not None else {}),
         "prompt_tokens": sum(p["prompt_tokens"] for p in parts.values()),
         "completion_tokens": sum(p["completion_tokens"] for p in parts.values()),
         "completion_tokens_max": sum(p["completion_tokens_max"] for p in parts.values()),
@@ -164,8 +217,115 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
         "budget_usd": budget,
         "within_budget": None if budget is None or not prices_known else cost <= budget,
         "note": "estimate before execution: functions and pairs rejected later reduce it, revisions are an upper "
-                "bound; cached responses are free",
+                "bound; cached responses are free"
+                + ("; corpus:/git: rows counted from metadata and listings, each assumed kept by every selection "
+                   "rule and uncached (an upper bound)" if counts["corpus_files"] or counts["git_files"] else ""),
     }
+
+
+@dataclass(frozen=True)
+class ScaleSize:
+    """What a ``corpus:``/``git:`` source holds, from listings and metadata only."""
+
+    spec: SourceSpec
+    files: int
+    rows: int
+    content_chars: int
+    exact: bool  # rows counted (Parquet footers, git listings, small JSONL) rather than scaled from a sample
+
+    @property
+    def average_chars(self) -> int:
+        return self.content_chars // self.rows if self.rows else 0
+
+
+def scale_sizes(specs: list[SourceSpec], settings: Settings, limit: int | None) -> Iterator[ScaleSize]:
+    """Per source: files, rows and content size, never reading the rows (``limit``: rows
+    left of --limit, in source order)."""
+    from codeio.ingest.readers import git_files
+    from flows.corpus_listing import shard_files
+
+    for spec in specs:
+        if limit is not None and limit <= 0:
+            return
+        if spec.kind == "git":
+            root = spec.resolved
+            names = [n for n in git_files(root) if (root / n).is_file()]
+            size = ScaleSize(spec, len(names), len(names), sum((root / n).stat().st_size for n in names), True)
+        else:
+            files = rows = chars = 0
+            exact = True
+            for shard in shard_files([spec], settings):
+                counted, size_chars, shard_exact = _shard_rows(shard)
+                files, rows, chars, exact = files + 1, rows + counted, chars + size_chars, exact and shard_exact
+            size = ScaleSize(spec, files, rows, chars, exact)
+        if limit is not None and size.rows > limit:
+            size = ScaleSize(spec, size.files, limit, size.content_chars * limit // size.rows, size.exact)
+        if limit is not None:
+            limit -= size.rows
+        yield size
+
+
+def _shard_rows(shard: Any) -> tuple[int, int, bool]:
+    """(rows, content characters, exact) of one shard file."""
+    from codeio.ingest.readers import CONTENT_FIELDS
+
+    if shard.path.lower().endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        with shard.fs.open(shard.path, "rb") as handle:  # the footer only
+            meta = pq.ParquetFile(handle).metadata
+        chars = 0
+        for group in range(meta.num_row_groups):
+            row_group = meta.row_group(group)
+            for column in range(row_group.num_columns):
+                chunk = row_group.column(column)
+                if chunk.path_in_schema in CONTENT_FIELDS:
+                    chars += chunk.total_uncompressed_size
+                    break
+        return meta.num_rows, chars, True
+    with shard.fs.open(shard.path, "rb") as handle:
+        head = handle.read(JSONL_SAMPLE_BYTES)
+    whole = len(head) < JSONL_SAMPLE_BYTES
+    text = _decompress_head(shard.path, head)
+    lines = text.split(b"\n")
+    if not whole:
+        lines = lines[:-1]  # the last line may be cut
+    rows = chars = 0
+    for line in lines:
+        if not line.strip():
+            continue
+        rows += 1
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            chars += len(next((row[f] for f in CONTENT_FIELDS if isinstance(row.get(f), str)), ""))
+    if whole:
+        return rows, chars, True
+    scale = shard.size() / max(1, len(head))
+    return int(rows * scale), int(chars * scale), False
+
+
+def _decompress_head(path: str, head: bytes) -> bytes:
+    """The decompressed start of a (possibly cut) gzip or zstd stream."""
+    name = path.lower()
+    if name.endswith(".gz"):
+        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(head)
+    if name.endswith((".zst", ".zstd")):
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress(head)
+    return head
+
+
+def _judge_config(spec: RunSpec, settings: Settings, templates: Any):
+    """The PyEdu-R judge's config when the run's ingest options ask for it."""
+    from flows.ingest import ingest_options
+    from flows.ingest_judge import judge_config
+
+    judge = ingest_options(spec.ingest).judge
+    return judge_config(judge, settings, templates) if judge is not None else None
 
 
 def _stored_pairs(store: Any, per_function: int) -> dict[str, list[tuple[str, str]]]:
@@ -222,6 +382,10 @@ def render_estimate(estimate: dict[str, Any], console: Console) -> None:
     table.add_column("estimate", justify="right")
     for name in ("raw_files", "unified_functions", "rejected_at_ingest", "instances_estimate"):
         table.add_row(name, str(estimate[name]))
+    if estimate["corpus_files"] or estimate["git_files"]:
+        rows = f"{estimate['scale_rows']}" + (" (estimated from JSONL heads)" if estimate["scale_rows_estimated"] else "")
+        table.add_row("corpus: / git: files", f"{estimate['corpus_files']} / {estimate['git_files']}")
+        table.add_row("corpus: / git: rows", rows)
     for name, value in estimate["requests"].items():
         table.add_row(f"requests: {name}", str(value))
     for name, value in estimate["cached"].items():

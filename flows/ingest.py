@@ -27,6 +27,7 @@ from codeio.ingest import select
 from codeio.ingest.decontam import DecontamConfig
 from codeio.ingest.dedup import DedupConfig
 from codeio.ingest.filters import CodeMixConfig
+from codeio.ingest.judge import JudgeConfig
 from codeio.ingest.pyedu import PyEduConfig
 from codeio.ingest.readers import CorpusUnit, is_remote, lines, plan_units
 from codeio.settings import Settings, load_settings
@@ -45,7 +46,8 @@ class IngestOptions:
     """What ingestion selects. From a mapping (a flow parameter, a YAML/JSON file):
     ``codemix``/``pyedu``/``dedup``: true, false or a mapping of thresholds;
     ``decontam``: a list of evaluation set files (``name=PATH`` or ``PATH``) or a
-    mapping with ``files`` and thresholds; ``max_bytes``; ``shard_rows``."""
+    mapping with ``files`` and thresholds; ``max_bytes``; ``shard_rows``;
+    ``pyedu_judge``: true, false or a mapping of JudgeConfig settings (needs pyedu)."""
 
     codemix: CodeMixConfig | None = None
     pyedu: PyEduConfig | None = None
@@ -54,6 +56,7 @@ class IngestOptions:
     decontam: DecontamConfig = DecontamConfig()
     max_bytes: int | None = None
     shard_rows: int | None = None  # rows (or files) per shard; default: CODEIO_SHARD_SIZE
+    judge: JudgeConfig | None = None  # PyEdu-R's LLM judge, after the int_score and reasoning rules
 
     @property
     def selects(self) -> bool:
@@ -85,7 +88,7 @@ def _eval_file(entry: str) -> tuple[str, str]:
 
 def ingest_options(mapping: dict[str, Any] | None) -> IngestOptions:
     mapping = dict(mapping or {})
-    known = {"codemix", "pyedu", "dedup", "decontam", "max_bytes", "shard_rows"}
+    known = {"codemix", "pyedu", "dedup", "decontam", "max_bytes", "shard_rows", "pyedu_judge"}
     unknown = set(mapping) - known
     if unknown:
         raise ValueError(f"unknown ingest option(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -97,9 +100,13 @@ def ingest_options(mapping: dict[str, Any] | None) -> IngestOptions:
     if isinstance(decontam, str):
         decontam = [decontam]
     files = tuple(_eval_file(str(entry)) for entry in decontam)
+    pyedu = _section(PyEduConfig, mapping.get("pyedu"), "pyedu")
+    judge = _section(JudgeConfig, mapping.get("pyedu_judge"), "pyedu_judge")
+    if judge is not None and pyedu is None:
+        raise ValueError("ingest option 'pyedu_judge' judges the files the PyEdu-R rules kept: set pyedu too")
     return IngestOptions(
         codemix=_section(CodeMixConfig, mapping.get("codemix"), "codemix"),
-        pyedu=_section(PyEduConfig, mapping.get("pyedu"), "pyedu"),
+        pyedu=pyedu, judge=judge,
         dedup=_section(DedupConfig, mapping.get("dedup", True), "dedup"),
         decontam_files=files,
         decontam=_section(DecontamConfig, settings or True, "decontam"),
@@ -192,6 +199,10 @@ def run_ingest_stages(orchestrator: Orchestrator, specs: list[SourceSpec], optio
     candidates = orchestrator.add("ingest_select", select.VERSION, ingest_select_task, config, {}, parts,
                                   label="ingest select")
     orchestrator.flush()
+    if options.judge is not None:  # PyEdu-R's LLM judge (flows/ingest_judge.py)
+        from flows.ingest_judge import add_judge_stage
+
+        candidates = add_judge_stage(orchestrator, options.judge, settings, candidates, parts)
     decisions = orchestrator.add("ingest_dedup", select.VERSION, ingest_dedup_task, options.dedup, {"candidates": candidates},
                                  1, label="ingest dedup")
     orchestrator.flush()
@@ -206,17 +217,28 @@ def ingest_report(stages: list[StageSummary]) -> dict[str, Any]:
     """What ingestion kept and why it dropped the rest, over its three stages."""
     by_label = {s.label: s.as_dict() for s in stages}
     selected, dedup, final = by_label["ingest select"], by_label["ingest dedup"], by_label["ingest"]
+    judged = by_label.get("ingest judge")  # PyEdu-R's LLM judge, when asked for
+    filtering = [selected] + ([judged] if judged else [])
     reasons: Counter[str] = Counter()
-    for stage in (selected, final):
+    for stage in (*filtering, final):
         reasons.update(stage["rejects_by_reason"])
     rules = dict(selected["counters"].get("rules") or {})
+    if judged:
+        judge_rules = judged["counters"].get("rules") or {}
+        rules.update(pyedu_judged=judge_rules.get("judged", 0), pyedu_judge=judge_rules.get("judge", 0))
+    rejected = sum(stage["rejected"] for stage in (*filtering, final))
+    llm: Counter[str] = Counter()
+    for stage in by_label.values():
+        llm.update({k: v for k, v in (stage["llm"] or {}).items() if isinstance(v, (int, float))})
     return {
-        "rows_read": selected["in"], "candidates": selected["out"], "kept": final["out"],
-        "rejected": selected["rejected"] + final["rejected"], "rejects_by_reason": dict(reasons.most_common()),
+        "rows_read": selected["in"], "candidates": filtering[-1]["out"], "kept": final["out"],
+        "rejected": rejected, "rejects_by_reason": dict(reasons.most_common()),
         "kept_by_rule": rules, "contaminated": dict(selected["counters"].get("contaminated") or {}),
         "duplicates": {k: v for k, v in (dedup["counters"].get("decisions") or {}).items() if k != select.KEPT},
-        "reconciled": selected["in"] == final["out"] + selected["rejected"] + final["rejected"]
-        and dedup["in"] == selected["out"] == final["in"],
+        "llm": dict(llm, cost_usd=round(float(llm.get("cost_usd", 0.0)), 6)) if llm else {},
+        "reconciled": selected["in"] == final["out"] + rejected
+        and all(stage["in"] == stage["out"] + stage["rejected"] for stage in filtering)
+        and dedup["in"] == filtering[-1]["out"] == final["in"],
     }
 
 
@@ -224,6 +246,7 @@ def run_ingest(settings: Settings, sources: list[str], options: dict[str, Any] |
                limit: int | None = None, progress: bool = True) -> dict[str, Any]:
     """An ingestion run on its own: lineage run of kind ``ingest``, stages on the
     configured Dask cluster, the summary (counts per stage and rule, rejects by reason)."""
+    from codeio.prompting import PromptTemplates
     from flows.pipeline import make_task_runner, open_store, orchestrator_options, sandbox_config
     from flows.summary import publish_ingest_artifacts
     from tasks.resources import RuntimeSpec
@@ -238,7 +261,8 @@ def run_ingest(settings: Settings, sources: list[str], options: dict[str, Any] |
                                settings=settings.public_dump(), code_version=code_version(), user=current_user())
     bars = StageProgress(enabled=progress)
     try:
-        runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None)
+        runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None,
+                              templates=PromptTemplates.load(settings.prompt_dir) if parsed.judge else None)
         runner = make_task_runner(settings)
         orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_runner=runner,
                                     **orchestrator_options(settings))

@@ -12,6 +12,15 @@ What earlier nights produced is never recomputed: a ledger in the store
 names each night's ingest and samples datasets; the seen source ids are read
 back from those ingest datasets, and the result lists every night's samples
 dataset (and, with ``out``, exports all of them as one JSONL).
+
+``git:`` working trees are read like ``dir:`` folders (their ``git ls-files``
+Python files, in this process: the trees are local) and their new files go into
+the delta. ``corpus:`` shards are never read here: a night lists them (names and
+content fingerprints: sha256 of a local file, ETag and size of a remote one) and
+takes every shard file no earlier night took, whole, as ``corpus:FILE`` sources
+that the ingestion stages read on the workers; the ledger entry names them
+(``corpus_files``). A shard that changes after a night took it is taken again as
+a new shard; ``limit`` caps rows of the other sources, not shard files.
 """
 
 from __future__ import annotations
@@ -30,7 +39,7 @@ from prefect import flow, get_run_logger
 
 from codeio.records import stable_id
 from codeio.settings import Settings
-from codeio.sources import SourceSpec, parse_source_specs, read_sources
+from codeio.sources import MAX_SOURCE_BYTES_DEFAULT, SourceSpec, parse_source_specs, read_sources
 from flows.pipeline import open_store, run_pipeline
 from flows.spec import EndpointURL, RunSpec
 from storage.lineage import LineageDB
@@ -91,6 +100,37 @@ def seen_source_ids(store: DataStore, ledger: list[dict[str, Any]]) -> set[str]:
     return seen
 
 
+def seen_corpus_files(ledger: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(file, fingerprint) of the corpus shards earlier completed nights took."""
+    return {(path, fingerprint) for entry in ledger for path, fingerprint in entry.get("corpus_files") or []}
+
+
+def corpus_files(specs: list[SourceSpec], settings: Settings) -> list[tuple[str, str]]:
+    """Every shard file of the ``corpus:`` specs as (path or URL, fingerprint), in source
+    order, each once: listed and fingerprinted, never parsed."""
+    from flows.corpus_listing import shard_files
+
+    found: dict[tuple[str, str], None] = {}
+    for shard in shard_files(specs, settings):
+        found.setdefault((shard.url, shard.fingerprint()), None)
+    return list(found)
+
+
+def _read_git(spec: SourceSpec) -> Iterator[Any]:
+    """The Python files of a git working tree (``git ls-files``), as the ingestion flow reads them."""
+    from codeio.ingest.readers import CorpusUnit, git_files, read_unit
+
+    root = spec.resolved
+    names = tuple(n for n in git_files(root) if (root / n).is_file() or (root / n).is_symlink())
+    unit = CorpusUnit(spec.display, spec.kind, spec.path, "files", str(root), "py", "", files=names)
+    return read_unit(unit, lambda path: open(path, "rb"), MAX_SOURCE_BYTES_DEFAULT)
+
+
+def _outcomes(specs: list[SourceSpec]) -> Iterator[Any]:
+    for spec in specs:
+        yield from _read_git(spec) if spec.kind == "git" else read_sources([spec])
+
+
 def _origin_columns(record: dict[str, Any], names: Any) -> dict[str, Any]:
     origin = json.loads(record["origin"])
     return {RAW_ORIGIN_FIELDS[name]: origin[name] for name in names if origin.get(name) is not None}
@@ -129,7 +169,7 @@ def new_records(specs: list[SourceSpec], seen: set[str], limit: int | None) -> t
     """(rows not seen before, at most ``limit``; rows read; rows already seen)."""
     fresh: dict[str, dict[str, Any]] = {}
     total = already = 0
-    for outcome in read_sources(specs):
+    for outcome in _outcomes(specs):
         if outcome.record is None:
             continue
         total += 1
@@ -153,18 +193,23 @@ def run_nightly(settings: Settings, spec: RunSpec, stream: str = "default",
 
 def _night(settings: Settings, store: DataStore, spec: RunSpec, stream: str, state_dir: str | None) -> dict[str, Any]:
     ledger = read_ledger(store, stream)
-    seen = seen_source_ids(store, ledger)
-    fresh, total, already = new_records(parse_source_specs(list(spec.sources)), seen, spec.limit)
+    specs = parse_source_specs(list(spec.sources))
+    rows = [s for s in specs if s.kind != "corpus"]
+    fresh, total, already = new_records(rows, seen_source_ids(store, ledger), spec.limit) if rows else ([], 0, 0)
+    shards = corpus_files([s for s in specs if s.kind == "corpus"], settings)
+    taken = seen_corpus_files(ledger)
+    new_shards = [pair for pair in shards if pair not in taken]
     result: dict[str, Any] = {"stream": stream, "sources_read": total, "already_processed": already,
-                              "new_sources": len(fresh), "earlier_nights": len(ledger), "run_id": None,
+                              "new_sources": len(fresh), "corpus_files": len(shards),
+                              "new_corpus_files": len(new_shards), "earlier_nights": len(ledger), "run_id": None,
                               "summary": None}
-    if fresh:
-        delta = write_delta(fresh, Path(state_dir or STATE_DIR) / stream)
+    if fresh or new_shards:
+        delta = write_delta(fresh, Path(state_dir or STATE_DIR) / stream) + [f"corpus:{path}" for path, _ in new_shards]
         summary = run_pipeline(settings, spec.replace(sources=delta, limit=None, out=None),
                                progress=False, kind=run_kind(stream))
         ingest = next(s for s in summary["stages"] if s["stage"] == "ingest")
         entry = {"run_id": summary["run_id"], "finished_at": datetime.now(timezone.utc).isoformat(),
-                 "sources": delta, "new_sources": len(fresh),
+                 "sources": delta, "new_sources": len(fresh), "corpus_files": [list(pair) for pair in new_shards],
                  "ingest": {"key": ingest["key"], "uri": ingest["uri"], "parts": ingest["parts"]},
                  "samples": summary["samples_dataset"], "sample_count": summary["samples"]}
         store.write_json(posixpath.join(_ledger_dir(stream), f"{summary['run_id']}.json"), entry)

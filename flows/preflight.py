@@ -26,7 +26,7 @@ def check_inputs(sources: list[str] | tuple[str, ...], out: str | None, settings
     themselves) the store and the database are not checked."""
     problems = []
     try:
-        parse_source_specs(list(sources))
+        problems += [f"{sources_name}: {problem}" for problem in _listing_problems(parse_source_specs(list(sources)))]
     except SourceSpecError as error:
         problems.append(f"{sources_name}: {error}")
     if out:
@@ -41,6 +41,25 @@ def check_inputs(sources: list[str] | tuple[str, ...], out: str | None, settings
         problems.append(f"prompt templates (CODEIO_PROMPT_DIR): {error}")
     if database:
         problems += _database_problems(settings.database_url)
+    return problems
+
+
+def _listing_problems(specs) -> list[str]:
+    """``git:`` sources that are no working tree and local ``corpus:`` paths that hold no
+    shard file (listings only; remote corpora are listed by the run, with its credentials)."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    from codeio.ingest.readers import _expand, git_files, is_remote  # noqa: PLC2701 - the run's own listing
+
+    problems = []
+    for spec in specs:
+        try:
+            if spec.kind == "git":
+                git_files(spec.resolved)
+            elif spec.kind == "corpus" and not is_remote(spec.path):
+                _expand(LocalFileSystem(), str(Path(spec.path).expanduser()))
+        except SourceSpecError as error:
+            problems.append(str(error))
     return problems
 
 

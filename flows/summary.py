@@ -107,6 +107,10 @@ ADVICE = {
     "python2": "pass codemix: {keep_python2: true} in the ingest options (normalization converts Python 2)",
     "low_edu_score": "lower pyedu.min_int_score in the ingest options",
     "low_reasoning_focus": "lower pyedu.min_reasoning in the ingest options",
+    "judge_low_score": "lower pyedu_judge.min_score in the ingest options, or leave the judge off",
+    "judge_malformed_verdict": "the judge's replies hold no 'SCORE: n' line: check the pyedu_judge template "
+                               "(CODEIO_PROMPT_DIR) and the model",
+    "judge_failed": "the judge's LLM calls failed: check the endpoint; transient failures are retried by a rerun",
     "contaminated": "the files overlap the evaluation sets given to decontam: check the sets or min_overlap",
     "exact_duplicate": "every file repeats another one: check the sources for copies",
     "near_duplicate": "raise dedup.threshold, or set dedup: {near: false}",
@@ -217,6 +221,12 @@ def render_ingest_summary(summary: dict[str, Any], console: Console | None = Non
     console.print("kept after each rule: " + ", ".join(f"{k}={v}" for k, v in rules.items()), soft_wrap=True)
     if summary["contaminated"]:
         console.print("contaminated (source / eval set): " + _reasons(summary["contaminated"], None), soft_wrap=True)
+    llm = summary.get("llm") or {}
+    if llm:
+        console.print(f"LLM: {llm.get('requests', 0)} requests ({llm.get('cached', 0)} from cache, "
+                      f"{llm.get('failed', 0)} failed, {llm.get('retries', 0)} retries), {llm.get('prompt_tokens', 0)} "
+                      f"prompt + {llm.get('completion_tokens', 0)} completion tokens, ${llm.get('cost_usd', 0):.4f}",
+                      soft_wrap=True)
     console.print(f"rows read: {summary['rows_read']}, kept: {summary['kept']}, rejected: {summary['rejected']} "
                   f"(reconciled: {summary['reconciled']})  dataset: {summary['dataset']['uri']}", soft_wrap=True)
 
@@ -230,6 +240,11 @@ def ingest_markdown(summary: dict[str, Any]) -> str:
                      f"{_reasons(stage['rejects_by_reason'], None)} |")
     lines += ["", "| rule | files kept |", "|---|---|"]
     lines += [f"| {rule} | {count} |" for rule, count in summary["kept_by_rule"].items()]
+    llm = summary.get("llm") or {}
+    if llm:
+        lines += ["", f"LLM: {llm.get('requests', 0)} requests, {llm.get('cached', 0)} cached, {llm.get('failed', 0)} "
+                      f"failed; {llm.get('prompt_tokens', 0)} + {llm.get('completion_tokens', 0)} tokens; "
+                      f"${llm.get('cost_usd', 0):.4f}"]
     if summary["contaminated"]:
         lines += ["", "| source / eval set | contaminated files |", "|---|---|"]
         lines += [f"| {name} | {count} |" for name, count in summary["contaminated"].items()]
