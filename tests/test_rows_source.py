@@ -48,3 +48,20 @@ def test_rows_on_s3_parquet_are_ingested_one_problem_per_row(prefect_harness, mo
     examples = json.loads(pair_sum["unified"])["examples"]
     assert examples[0] == {"input": "nums = [2,7,11,15], target = 9", "output": "[0, 1]"}
     assert json.loads(pair_sum["origin"])["file"].endswith("rows/lcd.parquet")
+
+
+def test_dry_run_counts_rows_sources_from_their_shards_and_a_missing_one_is_a_problem(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    env = {"CODEIO_STORE": str(tmp_path / "store"), "CODEIO_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}",
+           "CODEIO_DASK_WORKERS": "0"}
+    done = CliRunner().invoke(app, ["run", "--dry-run", "--json", "--source", f"rows:{ROWS}"], env=env)
+    assert done.exit_code == 0, done.output
+    estimate = json.loads(done.output)
+    assert estimate["scale_rows"] == 5 and estimate["corpus_files"] == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = CliRunner().invoke(app, ["run", "--dry-run", "--source", f"rows:{empty}"], env=env)
+    assert done.exit_code != 0 and "holds no .jsonl" in done.output
