@@ -422,14 +422,14 @@ def design_function(code: str, tree: ast.Module, text: str, problem: Problem, fo
     if cls is None:
         found.skipped["design_class_not_defined"] += 1
         return found
-    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    called = {op for sequence in whole for op in sequence[0][1:]} | {"__init__"}
+    # only what the judge calls crosses the boundary (a helper method may take the solution's own Node)
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name in called}
     flavour = node_flavour(code)
     converters: dict[str, tuple[list[str | None], str | None]] = {}
     used: list[str] = []  # node kinds crossing the boundary
     try:
         for method_name, method in methods.items():
-            if method_name.startswith("_") and method_name != "__init__":
-                continue
             params = parameters(method.args, skip_first=True)
             returns = ast.unparse(method.returns) if method.returns is not None else None
             ins = [_boundary(annotation, flavour) for _, annotation in params]
