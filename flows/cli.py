@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from flows.console import fail, quiet_logs
 from flows.cli_sweep import sweep
@@ -18,6 +19,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 console = Console()
 err = Console(stderr=True)
 # run specification fields whose flag is not their name
+ISOLATION_EXIT_CODE = 3  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true and part of the isolation is missing
 FLAGS = {"sources": "--source", "wrong_answer_policy": "--wrong-answers", "export_formats": "--format"}
 
 
@@ -105,9 +107,12 @@ def run(
         raise typer.Exit(process.supervise(process.run_command_line(), settings.cancel_grace_s,
                                            process.book_abandoned_run(settings.database_url), say=note))
     process.join_supervisor()
+    reject_incomplete_isolation(settings)
     from flows.pipeline import codeio_pipeline
     from flows.spec import EndpointURL
     from flows.summary import render_summary
+
+    from codeio.sandbox.pool import IsolationUnavailable
 
     process.embedded_prefect_api(say=note)
     try:
@@ -116,11 +121,14 @@ def run(
     except (SourceSpecError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true, refused where shards ran
+        isolation_error(str(error))
     except BaseException as error:
         if not process.is_interrupt(error):
             raise
         note(f"run cancelled ({type(error).__name__})")
         process.exit_now(128 + getattr(error, "signal", signal.SIGINT))  # leave shard threads behind
+    warn_sandbox(summary)
     if as_json:
         console.print_json(json.dumps(summary, default=str))
     else:
@@ -131,6 +139,36 @@ def run(
 
             err.print(f"[yellow]{needs_llm} raw file(s) skipped:[/yellow] {NEEDS_LLM_MESSAGE}")
     exit_if_nothing(summary["samples"], "samples", summary["stages"])
+
+
+def reject_incomplete_isolation(settings: Any = None) -> None:
+    """CODEIO_SANDBOX_REQUIRE_ISOLATION=true: before anything starts, start one sandbox
+    server here and stop with one line when the kernel refuses part of its isolation."""
+    from flows.preflight import isolation_problem
+
+    if settings is None:
+        from codeio.settings import load_settings
+
+        settings = load_settings()
+    problem = isolation_problem(settings)
+    if problem:
+        isolation_error(problem)
+
+
+def isolation_error(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(ISOLATION_EXIT_CODE)
+
+
+def warn_sandbox(summary: dict[str, Any]) -> None:
+    """The loud block on stderr when the sandboxes ran code without some guarantee."""
+    from flows.summary import sandbox_warning
+
+    lines = sandbox_warning(summary)
+    if lines:
+        err.print(f"[bold red]{escape(lines[0])}[/bold red]", soft_wrap=True, highlight=False)
+        for line in lines[1:]:
+            err.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
 def exit_if_nothing(count: int, what: str, stages: list[dict]) -> None:
@@ -330,6 +368,7 @@ def eval_command(
     quiet_logs()
     from codeio.evaluation.benchmarks import BenchmarkSpecError
     from codeio.prompting import TemplateError
+    from codeio.sandbox.pool import IsolationUnavailable
     from flows.eval import EvalError, codeio_eval
     from flows.eval_report import render_eval
     from flows.spec import EndpointURL
@@ -338,6 +377,7 @@ def eval_command(
         raise typer.BadParameter(f"{teacher!r} is not one of offline, openai", param_hint="--teacher")
     if placement not in ("prompt", "none"):
         raise typer.BadParameter(f"{placement!r} is not one of prompt, none", param_hint="--placement")
+    reject_incomplete_isolation()
     try:
         report = codeio_eval(benchmark=benchmark, model=model, teacher=teacher,
                              llm_base_url=EndpointURL(llm_base_url) if llm_base_url else None,
@@ -346,6 +386,9 @@ def eval_command(
     except (BenchmarkSpecError, EvalError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true, refused where shards ran
+        isolation_error(str(error))
+    warn_sandbox(report)
     if as_json:
         sys.stdout.write(json.dumps(report, default=str, ensure_ascii=False) + "\n")
     else:

@@ -25,7 +25,7 @@ from flows.orchestrator import Orchestrator, StageSummary, code_version, current
 from flows.pipeline import llm_config, make_task_runner, open_store, orchestrator_options, sandbox_config
 from flows.progress import StageProgress
 from flows.spec import EndpointURL, Teacher, endpoint_value, resolve_teacher
-from flows.summary import LLM_FIELDS
+from flows.summary import LLM_FIELDS, sandbox_summary
 from storage.lineage import LineageDB
 from tasks.eval import QUESTIONS_STAGE, QUESTIONS_VERSION, QuestionsConfig, eval_judge_task, write_questions
 from tasks.resources import RuntimeSpec
@@ -113,6 +113,7 @@ def run_eval(settings: Settings, benchmark: str, *, teacher: str | None = None, 
             "comparison": scoring.compare(scores, previous["scores"]) if previous else None,
             "stages": stages, "llm": _llm_totals(stages),
             "retryable": sum(int(s.get("retryable", 0)) for s in stages),
+            "sandbox": sandbox_summary(stages),
             "judgements_dataset": {"stage": judged.stage, "key": judged.key,
                                    "uri": store.uri(store.dataset_dir(judged.stage, judged.key))},
         }

@@ -31,13 +31,14 @@ from prefect.futures import as_completed
 from sqlalchemy.exc import SQLAlchemyError
 
 from codeio.records import stable_id
+from codeio.sandbox.isolation import merge_reports, warning_lines
 from codeio.stages.base import config_dict, dataset_key
 from flows.progress import StageProgress
 from storage.liveness import pid_namespace
 from storage.store import DataStore
 from tasks.ingest import ingest_config, ingest_task
 from tasks.lane import lane_task
-from tasks.resources import RuntimeSpec
+from tasks.resources import SANDBOX_STAT, RuntimeSpec
 from tasks.shard import DatasetRef, ShardJob, ShardOutcome
 
 SCHEMA_VERSION = "1"
@@ -83,6 +84,9 @@ class StageSummary:
     seconds: float = 0.0
     stats: list[dict[str, Any]] = field(default_factory=list)  # per-shard stage stats
     llm: dict[str, Any] = field(default_factory=dict)
+    # the isolation the sandboxes that ran this stage's code in this run had (isolation.merge_reports);
+    # empty when it ran no code now (no code stage, or every shard reused)
+    sandbox: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -90,7 +94,7 @@ class StageSummary:
             "in": self.records_in, "out": self.records_out, "rejected": self.rejected,
             "rejects_by_reason": dict(sorted(self.rejects_by_reason.items())), "reused": self.reused,
             "shards_computed": self.shards_computed, "seconds": round(self.seconds, 3), "llm": self.llm,
-            "counters": merge_counters(self.stats), "retryable": self.retryable,
+            "counters": merge_counters(self.stats), "retryable": self.retryable, "sandbox": self.sandbox,
         }
 
 
@@ -102,11 +106,12 @@ def _when(value: Any) -> datetime:
 
 
 def merge_counters(stats: list[dict[str, Any]]) -> dict[str, Any]:
-    """Sum the numeric counters (and counter dicts) that shards report, except LLM usage."""
+    """Sum the numeric counters (and counter dicts) that shards report, except LLM usage
+    and the sandbox's isolation report."""
     total: dict[str, Any] = {}
     for item in stats:
         for name, value in item.items():
-            if name == "llm":
+            if name in ("llm", SANDBOX_STAT):
                 continue
             if isinstance(value, dict):
                 bucket = total.setdefault(name, {})
@@ -299,6 +304,7 @@ class Orchestrator:
         self.llm_budget_usd = llm_budget_usd
         self.llm_processes = llm_processes
         self._pending: list[StagePlan] = []
+        self._sandbox_warned = False
 
     def submit(self, task: Any, parameters: dict[str, Any]) -> Any:
         if self.task_runner is not None:
@@ -344,6 +350,11 @@ class Orchestrator:
                 computed.append(dict(data.get("stats") or {}))
         # LLM usage of this run only: shards found done cost nothing now
         summary.llm = merge_llm(computed)
+        reports = [stats[SANDBOX_STAT] for stats in computed if SANDBOX_STAT in stats]
+        summary.sandbox = merge_reports(reports) if reports else {}
+        if summary.sandbox.get("missing") and not self._sandbox_warned:
+            self._sandbox_warned = True  # once per run, as soon as known: the summary repeats it at the end
+            logger.warning("%s: %s", summary.label, "\n".join(warning_lines(summary.sandbox)))
         self.lineage.record_dataset(
             dataset_key=summary.key, stage=summary.stage, uri=summary.uri, config=config_dict(config),
             parents=list(parents.values()), counts={"in": summary.records_in, "out": summary.records_out,

@@ -85,6 +85,23 @@ def _location_problems(url: str, folder: bool) -> list[str]:
     return []
 
 
+def isolation_problem(settings: Settings) -> str | None:
+    """With CODEIO_SANDBOX_REQUIRE_ISOLATION=true and shards running on this machine (no
+    CODEIO_DASK_ADDRESS): start one sandbox server here, as the workers will, and say
+    what the kernel refused (None: full isolation, or not required). Remote workers
+    check their own when their pool starts."""
+    if not settings.sandbox_require_isolation or settings.dask_address:
+        return None
+    from codeio.sandbox import SandboxConfig, create_executor
+    from codeio.sandbox.pool import IsolationUnavailable
+
+    try:
+        create_executor(SandboxConfig(workers=1, preload=(), require_isolation=True)).close()
+    except IsolationUnavailable as error:
+        return str(error)
+    return None
+
+
 def _database_problems(url: str) -> list[str]:
     """Open the lineage database and bring its schema up to date, as a run does first."""
     shown = scrub_secrets(url)

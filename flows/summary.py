@@ -8,7 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+
+from codeio.sandbox.isolation import merge_reports, warning_lines
 
 LLM_FIELDS = ("requests", "cached", "failed", "prompt_tokens", "completion_tokens", "cost_usd", "retries")
 
@@ -60,7 +63,39 @@ def build_summary(orchestrator: Any, *, run_id: str, store: Any, samples: Any, e
         # transient LLM failures (429/5xx/timeouts/budget) kept in this run's data:
         # the next run of the same command retries exactly those calls
         "retryable": sum(int(s.get("retryable", 0)) for s in stages),
+        "sandbox": sandbox_summary(stages),
     }
+
+
+def sandbox_summary(stages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The isolation of the sandboxes that ran this run's code, over every stage that
+    ran code now: modes, shards, each missing guarantee (name, the kernel's reason,
+    what is lost, shards without it) and the stages concerned."""
+    ran = [stage for stage in stages if stage.get("sandbox")]
+    merged = merge_reports([stage["sandbox"] for stage in ran])
+    merged["stages"] = [stage["label"] for stage in ran if stage["sandbox"].get("missing")]
+    return merged
+
+
+def sandbox_warning(summary: dict[str, Any]) -> list[str]:
+    """The warning block of a run whose sandboxes lacked guarantees (empty: none)."""
+    sandbox = summary.get("sandbox") or {}
+    lines = warning_lines(sandbox)
+    if lines and sandbox.get("stages"):
+        lines.insert(1, f"  stages: {', '.join(sandbox['stages'])}")
+    return lines
+
+
+def sandbox_line(summary: dict[str, Any]) -> str:
+    """One line for the summary: the mode, and complete or what is missing."""
+    sandbox = summary.get("sandbox") or {}
+    if not sandbox.get("shards"):
+        return "sandbox: no code ran in this run (every code stage reused)"
+    modes = ", ".join(sandbox.get("modes") or ["unknown mode"])
+    if sandbox.get("complete"):
+        return f"sandbox: {modes}, isolation complete ({sandbox['shards']} shard(s) ran code)"
+    names = ", ".join(item["guarantee"] for item in sandbox["missing"])
+    return f"sandbox: {modes}, ISOLATION INCOMPLETE, missing: {names}"
 
 
 def stage_reconciles(stage: dict[str, Any]) -> bool:
@@ -160,6 +195,9 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
                   f"dataset: {summary['samples_dataset']['uri']}")
     for fmt, path in summary["exported"].items():
         console.print(f"written {fmt}: {path}")
+    line = sandbox_line(summary)
+    console.print(f"[bold red]{escape(line)}[/bold red]" if (summary.get("sandbox") or {}).get("missing")
+                  else escape(line), soft_wrap=True)
     if summary.get("retryable"):
         console.print(f"[yellow]{summary['retryable']} LLM call(s) failed transiently (rate limits, server errors, "
                       f"timeouts or the budget): run the same command again to retry only those; finished answers "
@@ -181,7 +219,15 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     lines += ["", f"LLM: {llm['requests']} requests, {llm['cached']} cached, {llm['failed']} failed; "
               f"{llm['prompt_tokens']} + {llm['completion_tokens']} tokens; ${llm['cost_usd']:.4f}",
               "", f"samples: {summary['samples']} ({summary['verified_samples']} verified) at "
-              f"`{summary['samples_dataset']['uri']}`"]
+              f"`{summary['samples_dataset']['uri']}`", "", sandbox_line(summary)]
+    sandbox = summary.get("sandbox") or {}
+    if sandbox.get("missing"):
+        lines += ["", "## Sandbox isolation incomplete", "",
+                  f"Stages: {', '.join(sandbox.get('stages') or [])}. Set `CODEIO_SANDBOX_REQUIRE_ISOLATION=true` to "
+                  "make this an error; docs/SANDBOX.md lists what each mode isolates.", "",
+                  "| missing guarantee | reason | what is lost | shards |", "|---|---|---|---|"]
+        lines += [f"| {item['guarantee']} | {item['reason']} | {item['effect']} | {item['shards']} |"
+                  for item in sandbox["missing"]]
     return "\n".join(lines)
 
 

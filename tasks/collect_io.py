@@ -21,7 +21,9 @@ def _compute(store, job: ShardJob):
                                   f"was made for {job.options['environment']}; run all workers on one image")
     functions = read(store, job.inputs["functions"], job.part)
     executor = resources.sandbox(job.runtime)
-    return stage.collect_io_shard(functions, job.config, executor, parallelism=resources.parallelism(job.runtime)), len(functions)
+    output = stage.collect_io_shard(functions, job.config, executor, parallelism=resources.parallelism(job.runtime))
+    output.stats[resources.SANDBOX_STAT] = resources.sandbox_report(job.runtime)
+    return output, len(functions)
 
 
 @task(name="collect-io-shard", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)

@@ -76,6 +76,7 @@ def _compute(store, job: ShardJob):
     samples = [read(store, job.inputs[f"responses_{s}"], job.part) for s in range(int(job.options["samples"]))]
     output = stage.judge_shard(questions, samples, job.config, resources.sandbox(job.runtime),
                                resources.templates(job.runtime), parallelism=resources.parallelism(job.runtime))
+    output.stats[resources.SANDBOX_STAT] = resources.sandbox_report(job.runtime)
     return output, sum(len(responses) for responses in samples)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from codeio.execution import Executor, Limits
 from storage.store import StoreSpec
 
+SANDBOX_STAT = "sandbox"  # the shard stat holding sandbox_report()
 _lock = threading.RLock()  # builders may ask for other resources
 _resources: dict[tuple[str, Any], Any] = {}
 
@@ -97,16 +98,28 @@ def parallelism(runtime: RuntimeSpec) -> int:
 def sandbox(runtime: RuntimeSpec) -> Executor:
     """The worker's sandbox pool (one per process, sized to its cores), wrapped by
     the execution cache on the store."""
-    from codeio.sandbox import create_executor
-
-    config = dataclasses.replace(runtime.sandbox, workers=parallelism(runtime))
-    pool = _get("sandbox", config, lambda: create_executor(config))
+    pool = _sandbox_pool(runtime)
     if not runtime.exec_cache:
         return pool
     from codeio.sandbox.cache import CachingExecutor
 
     return _get("exec-cache", (runtime.sandbox, runtime.store),
                 lambda: CachingExecutor(pool, runtime.store.open().kv("exec")))
+
+
+def sandbox_report(runtime: RuntimeSpec) -> dict[str, Any]:
+    """The isolation this process's sandbox pool runs code with: its mode and the
+    guarantees the kernel refused (``codeio.sandbox.isolation.report``). The stages
+    that execute code put it in their shard stats (``SANDBOX_STAT``), so it reaches
+    the run summary, the CLI and lineage."""
+    return _sandbox_pool(runtime).isolation_report()
+
+
+def _sandbox_pool(runtime: RuntimeSpec):
+    from codeio.sandbox import create_executor
+
+    config = dataclasses.replace(runtime.sandbox, workers=parallelism(runtime))
+    return _get("sandbox", config, lambda: create_executor(config))
 
 
 def llm(runtime: RuntimeSpec):

@@ -21,6 +21,7 @@ def _compute(store, job: ShardJob):
         offline = resources.offline_teacher(job.runtime, Limits(timeout_s=float(job.options.get("timeout_s", 5.0))))
         output = stage.synthesize_shard(instances, config, round_number, history, offline=offline,
                                         parallelism=resources.parallelism(job.runtime))
+        output.stats[resources.SANDBOX_STAT] = resources.sandbox_report(job.runtime)
     else:
         output = stage.synthesize_shard(instances, config, round_number, history, llm=resources.llm(job.runtime))
     return output, output.stats["eligible"]

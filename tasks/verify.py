@@ -13,6 +13,7 @@ def _compute(store, job: ShardJob):
     responses = read(store, job.inputs["responses"], job.part)
     output = stage.verify_shard(instances, responses, job.config, resources.sandbox(job.runtime),
                                 resources.templates(job.runtime), parallelism=resources.parallelism(job.runtime))
+    output.stats[resources.SANDBOX_STAT] = resources.sandbox_report(job.runtime)
     return output, len(responses)
 
 

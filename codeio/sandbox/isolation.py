@@ -12,12 +12,16 @@ exactly what the interpreter needs, private /tmp and /dev/shm, a minimal /dev
 and the namespace's own /proc; the host's root is unmounted. Each child then
 drops every capability and installs a seccomp filter (``install_seccomp``).
 
-Whatever the kernel refuses is returned as a note naming the guarantee lost.
+Whatever the kernel refuses is recorded as a missing guarantee (``lost``): its
+name (one of ``GUARANTEES``), the reason the kernel gave and what is lost. The
+server reports them with its start-up info; ``report`` and ``merge_reports`` turn
+them into what shard stats, the run summary, the CLI and lineage carry.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import platform
 import struct
@@ -52,6 +56,94 @@ VIEW_STAGING_CANDIDATES = ("/mnt", "/tmp", "/media")  # the new root is a tmpfs 
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
+
+# ---- missing guarantees ------------------------------------------------------
+# every isolation layer by name, in set-up order, with what is lost without it
+GUARANTEES: dict[str, str] = {
+    "user_namespace": "without root, no namespace can be entered (every namespace below is missing too)",
+    "network_namespace": "the network is not cut: only Python-level socket calls are blocked (seccomp, where "
+                         "present, still refuses socket creation)",
+    "mount_namespace": "no private /tmp or /dev/shm: the code sees the host's and can write wherever its uid may",
+    "ipc_namespace": "System V IPC and POSIX message queues are shared with the host",
+    "pid_namespace": "host processes are visible; processes that escape a child are reaped by uid only (as root) "
+                     "or not at all",
+    "filesystem_view": "no minimal root: host files readable by the sandbox uid are visible (home folders, "
+                       "checkouts, the store, unix sockets of host services)",
+    "private_tmp": "/tmp and /dev/shm are shared with the host",
+    "seccomp": "syscalls are not filtered (sockets, ptrace, mounts, namespaces, keyctl, bpf ...)",
+    "subreaper": "orphans of the code are not re-parented to the server",
+}
+NEEDS_USER_NAMESPACE = ("network_namespace", "mount_namespace", "ipc_namespace", "pid_namespace", "filesystem_view")
+MODE_ROOT = "root"
+MODE_USERNS = "unprivileged, user namespace"
+MODE_NO_USERNS = "unprivileged, no user namespace"
+
+
+def lost(guarantee: str, reason: str) -> dict[str, str]:
+    """One missing guarantee: its name, why (the kernel's words where it gave any), what is lost."""
+    if guarantee not in GUARANTEES:
+        raise ValueError(f"unknown sandbox guarantee {guarantee!r}")
+    return {"guarantee": guarantee, "reason": reason, "effect": GUARANTEES[guarantee]}
+
+
+def kernel_reason(exc: OSError) -> str:
+    """What the kernel said: 'unshare: Operation not permitted (EPERM)'."""
+    name = errno.errorcode.get(exc.errno or 0)
+    return f"{exc.strerror or exc}" + (f" ({name})" if name else "")
+
+
+def describe(item: dict[str, str]) -> str:
+    """One sentence: 'no network namespace (Operation not permitted): the network is not cut ...'."""
+    return f"no {item['guarantee'].replace('_', ' ')} ({item['reason']}): {item['effect']}"
+
+
+def mode(is_root: bool, userns: bool) -> str:
+    return MODE_ROOT if is_root else MODE_USERNS if userns else MODE_NO_USERNS
+
+
+def report(infos: list[dict]) -> dict:
+    """What the start-up infos of one process's servers say: its modes and every
+    missing guarantee (once per name; the first reason given)."""
+    missing: dict[str, dict[str, str]] = {}
+    for info in infos:
+        for item in info.get("missing_guarantees") or ():
+            missing.setdefault(item["guarantee"], dict(item))
+    return {"modes": sorted({info["mode"] for info in infos if info.get("mode")}),
+            "missing": [missing[name] for name in GUARANTEES if name in missing]}
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """The sandbox reports of many shards (each from ``report``) as one: the modes
+    seen, how many shards ran code, and each missing guarantee with the shards that
+    ran without it."""
+    missing: dict[str, dict] = {}
+    modes: set[str] = set()
+    for item in reports:
+        modes.update(item.get("modes") or ())
+        for entry in item.get("missing") or ():
+            bucket = missing.setdefault(entry["guarantee"], {**entry, "shards": 0})
+            bucket["shards"] += int(entry.get("shards", 1))
+    shards = sum(int(item.get("shards", 1)) for item in reports)
+    return {"shards": shards, "modes": sorted(modes), "complete": not missing,
+            "missing": [missing[name] for name in GUARANTEES if name in missing]}
+
+
+def warning_lines(merged: dict) -> list[str]:
+    """The warning block a run prints when guarantees were missing (empty when none)."""
+    if not merged.get("missing"):
+        return []
+    lines = [f"SANDBOX ISOLATION INCOMPLETE ({', '.join(merged.get('modes') or ['unknown mode'])}): code ran in "
+             f"{merged.get('shards', 0)} shard(s) without these guarantees:"]
+    lines += [f"  - {item['guarantee']} ({item['reason']}): {item['effect']}" for item in merged["missing"]]
+    lines.append("  set CODEIO_SANDBOX_REQUIRE_ISOLATION=true to make this an error; docs/SANDBOX.md lists what "
+                 "each mode isolates")
+    return lines
+
+
+def require_message(missing: list[dict[str, str]]) -> str:
+    """The one-line error of CODEIO_SANDBOX_REQUIRE_ISOLATION=true."""
+    return ("sandbox isolation is incomplete and CODEIO_SANDBOX_REQUIRE_ISOLATION is set; missing: "
+            + "; ".join(f"{item['guarantee']} ({item['reason']})" for item in missing))
 
 
 def _check(rc: int, what: str) -> None:
@@ -91,20 +183,18 @@ def enter_user_namespace() -> None:
     _write("/proc/self/gid_map", f"{gid} {gid} 1")
 
 
-def enter_namespaces(notes: list[str]) -> dict[str, bool]:
+def enter_namespaces(notes: list[dict[str, str]]) -> dict[str, bool]:
     """Network, mount, IPC and PID namespaces, each on its own so one refusal
-    costs only its own guarantee. PID takes effect for the next fork."""
+    costs only its own guarantee (appended to ``notes``). PID takes effect for the next fork."""
     got = {}
-    for name, flag, lost in (("net", CLONE_NEWNET, "network is not cut (only Python-level socket calls are blocked)"),
-                             ("mount", CLONE_NEWNS, "the host filesystem is visible"),
-                             ("ipc", CLONE_NEWIPC, "System V IPC and POSIX message queues are shared with the host"),
-                             ("pid", CLONE_NEWPID, "host processes are visible and escapees are reaped by uid only")):
+    for name, flag, guarantee in (("net", CLONE_NEWNET, "network_namespace"), ("mount", CLONE_NEWNS, "mount_namespace"),
+                                  ("ipc", CLONE_NEWIPC, "ipc_namespace"), ("pid", CLONE_NEWPID, "pid_namespace")):
         try:
             unshare(flag)
             got[name] = True
         except OSError as exc:
             got[name] = False
-            notes.append(f"no {name} namespace ({exc.strerror}): {lost}")
+            notes.append(lost(guarantee, kernel_reason(exc)))
     return got
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import codeio
 from codeio.execution import CallResult, ExecStatus, RunRequest, SampledPair, SampleRequest, SampleResult
+from codeio.sandbox import isolation
 from codeio.sandbox.config import SandboxConfig
 from codeio.sandbox.protocol import ChannelClosed, ChannelTimeout, FrameReader, ProtocolError, write_frame
 
@@ -208,12 +209,11 @@ class _Server:
             if not self.info.get("child_imports_ok", True):
                 _LOG.warning("sandbox uid cannot read the Python library under %s: modules that are not "
                              "preloaded will fail to import in the sandbox", self.owner.config.python)
-            notes = list(self.info.get("notes", ()))
-            if notes and self.owner.config.require_isolation:
+            missing = list(self.info.get("missing_guarantees", ()))
+            if missing and self.owner.config.require_isolation:
                 self.stop()
-                raise IsolationUnavailable("sandbox isolation is incomplete and CODEIO_SANDBOX_REQUIRE_ISOLATION "
-                                           "is set: " + "; ".join(notes))
-            for note in notes:
+                raise IsolationUnavailable(isolation.require_message(missing))
+            for note in self.info.get("notes", ()):
                 _LOG.warning("SANDBOX ISOLATION INCOMPLETE: %s", note)
         return self.info
 
@@ -399,6 +399,11 @@ class SandboxExecutor:
             return dict(server.ensure_ready())
         finally:
             self._pool.free.put(server)
+
+    def isolation_report(self) -> dict[str, Any]:
+        """The mode and missing guarantees of this executor's servers (``isolation.report``)."""
+        infos = [s.info for pool in self._pools for s in pool.servers if s.info is not None]
+        return isolation.report(infos or [self.server_info()])
 
     def server_pids(self) -> list[int]:
         """Pids of the running fork servers (for monitoring and tests)."""

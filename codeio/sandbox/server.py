@@ -21,9 +21,10 @@ view. Per child, in order (see ``_isolate`` and ``_apply_limits``):
   allowed to fork; PR_SET_PDEATHSIG ties children to the server and the
   server to its owner.
 
-Whatever the kernel refuses is a "note" naming the lost guarantee (logged by
-the pool, an error with ``require_isolation``); docs/SANDBOX.md lists what
-each mode isolates.
+Whatever the kernel refuses is a missing guarantee (``isolation.lost``: name,
+the kernel's reason, what is lost), reported with the server's info: logged by
+the pool and carried to the run summary, an error with ``require_isolation``.
+docs/SANDBOX.md lists what each mode isolates.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ class Server:
         self.pidns = False
         self.fs_view = False
         self.seccomp = False
-        self.notes: list[str] = []
+        self.notes: list[dict[str, str]] = []  # missing guarantees (isolation.lost)
         self.work_root = cfg["work_root"]
         self.batch = 0
         self.pid = os.getpid()
@@ -137,11 +138,12 @@ class Server:
         if self.cfg.get("isolate_network", True):
             self._enter_isolation()
         else:
-            self.notes.append("isolation turned off in the configuration")
+            off = isolation.NEEDS_USER_NAMESPACE if self.is_root else ("user_namespace", *isolation.NEEDS_USER_NAMESPACE)
+            self.notes += [isolation.lost(name, "isolation turned off in the configuration") for name in off]
         try:
             _prctl(PR_SET_CHILD_SUBREAPER, 1)
         except OSError as exc:
-            self.notes.append(f"no subreaper: {exc}")
+            self.notes.append(isolation.lost("subreaper", isolation.kernel_reason(exc)))
         self._preload()
         if self.pidns and self.mountns:
             try:
@@ -149,8 +151,9 @@ class Server:
                 self.fs_view = True
                 self.work_root = WORK_ROOT_NS
             except OSError as exc:
-                self.notes.append(f"no minimal filesystem view ({exc}): host files readable by the sandbox uid "
-                                  "are visible")
+                self.notes.append(isolation.lost("filesystem_view", isolation.kernel_reason(exc)))
+        elif not any(item["guarantee"] == "filesystem_view" for item in self.notes):
+            self.notes.append(isolation.lost("filesystem_view", "needs both the mount and the PID namespace"))
         if self.mountns and not self.fs_view:
             self._private_tmp()
         if not self.mountns:
@@ -166,7 +169,10 @@ class Server:
                 isolation.enter_user_namespace()
                 self.userns = True
             except OSError as exc:
-                self.notes.append(f"no user namespace ({exc.strerror}): without root, no namespace at all")
+                reason = isolation.kernel_reason(exc)
+                self.notes.append(isolation.lost("user_namespace", reason))
+                self.notes += [isolation.lost(name, f"needs the user namespace: {reason}")
+                               for name in isolation.NEEDS_USER_NAMESPACE]
                 return
         got = isolation.enter_namespaces(self.notes)
         self.netns, self.mountns, self.pidns = got["net"], got["mount"], got["pid"]
@@ -181,7 +187,7 @@ class Server:
 
     def _probe_seccomp(self) -> bool:
         if not isolation.seccomp_available():
-            self.notes.append(f"no seccomp filter for {os.uname().machine}: syscalls are not filtered")
+            self.notes.append(isolation.lost("seccomp", f"no filter for {os.uname().machine}"))
             return False
         pid = os.fork()
         if pid == 0:
@@ -194,7 +200,7 @@ class Server:
         _, status = os.waitpid(pid, 0)
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
             return True
-        self.notes.append("seccomp filter refused by the kernel: syscalls are not filtered")
+        self.notes.append(isolation.lost("seccomp", "the kernel refused the filter"))
         return False
 
     def _private_tmp(self) -> None:
@@ -211,7 +217,7 @@ class Server:
             self.work_root = WORK_ROOT_NS
         except OSError as exc:
             self.mountns = False
-            self.notes.append(f"private /tmp unavailable ({exc}); /tmp shared")
+            self.notes.append(isolation.lost("private_tmp", isolation.kernel_reason(exc)))
 
     def _preload(self) -> None:
         self.preloaded: dict[str, str] = {}
@@ -272,7 +278,9 @@ class Server:
             "fs_view": self.fs_view,
             "seccomp": self.seccomp,
             "uid": self.uid if self.is_root else None,
-            "notes": self.notes,
+            "mode": isolation.mode(self.is_root, self.userns),
+            "missing_guarantees": self.notes,
+            "notes": [isolation.describe(item) for item in self.notes],
             "child_imports_ok": self.probe_child_imports(),
             "hashseed": os.environ.get("PYTHONHASHSEED"),
         }
