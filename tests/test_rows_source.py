@@ -15,6 +15,7 @@ import s3fs
 from s3_server import moto_s3  # noqa: F401 - the fixture
 from test_ingest_flow import s3_corpus  # noqa: F401 - the fixture: env pointing at a moto bucket, local store
 
+from flows.spec import RunSpec
 from storage.store import DataStore
 
 ROWS = Path(__file__).resolve().parent / "data" / "rows" / "problems.jsonl"
@@ -65,3 +66,26 @@ def test_dry_run_counts_rows_sources_from_their_shards_and_a_missing_one_is_a_pr
     empty.mkdir()
     done = CliRunner().invoke(app, ["run", "--dry-run", "--source", f"rows:{empty}"], env=env)
     assert done.exit_code != 0 and "holds no .jsonl" in done.output
+
+
+@pytest.mark.slow
+def test_nights_take_new_rows_shards_as_rows(env, prefect_harness):
+    from codeio.settings import load_settings
+    from flows.nightly import read_ledger, run_nightly
+    from flows.pipeline import open_store
+
+    folder = env / "rows"
+    folder.mkdir()
+    lines = ROWS.read_text().splitlines()
+    (folder / "a.jsonl").write_text("\n".join(lines[:2]) + "\n")  # two LeetCodeDataset rows
+    spec = RunSpec(sources=(f"rows:{folder}",), teacher="offline")
+    settings = load_settings()
+    first = run_nightly(settings, spec, state_dir=str(env / "state"))
+    assert (first["new_sources"], first["new_corpus_files"]) == (0, 1) and first["summary"]["samples"] > 0
+    (folder / "b.jsonl").write_text("\n".join(lines[2:]) + "\n")  # HumanEval, MBPP and an unknown row
+    second = run_nightly(settings, spec, state_dir=str(env / "state"))
+    assert second["new_corpus_files"] == 1 and second["summary"]["reconciled"]
+    select = next(s for s in second["summary"]["stages"] if s["label"] == "ingest select")
+    assert select["in"] == 3 and select["rejects_by_reason"] == {"unrecognised_row_layout": 1}
+    ledger = read_ledger(open_store(settings), "default")
+    assert [s for entry in ledger for s in entry["sources"]] == [f"rows:{folder / 'a.jsonl'}", f"rows:{folder / 'b.jsonl'}"]
