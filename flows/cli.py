@@ -55,7 +55,8 @@ def checked_run(fields: dict[str, Any], overrides: dict[str, Any], database: boo
 def run(
     source: list[str] = typer.Option(["sample"], "--source", "-s",
                                      help="jsonl:PATH | dir:PATH | unified:PATH | leetcode:PATH | "
-                                          "corpus:PATH|GLOB|s3://... | git:PATH | sample (repeatable)"),
+                                          "corpus:PATH|GLOB|s3://... | rows:PATH|GLOB|s3://... | git:PATH | sample "
+                                          "(repeatable)"),
     limit: Optional[int] = typer.Option(None, help="take the first N rows of the sources, before filtering"),
     teacher: Optional[str] = typer.Option(None, help="offline | openai (default: openai when an endpoint is set)"),
     llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (CODEIO_LLM_BASE_URL)"),
@@ -195,8 +196,8 @@ def read_ingest_options(path: Optional[str]) -> Optional[dict]:
 @app.command()
 def ingest(
     source: list[str] = typer.Option(["sample"], "--source", "-s",
-                                     help="corpus:PATH|GLOB|s3://... | git:PATH | dir:PATH | jsonl:PATH | unified:PATH "
-                                          "(repeatable)"),
+                                     help="corpus:PATH|GLOB|s3://... | rows:PATH|GLOB|s3://... | git:PATH | dir:PATH | jsonl:PATH | "
+                                          "unified:PATH | leetcode:PATH (repeatable)"),
     codemix: bool = typer.Option(False, help="CodeMix filters (syntax, size, lines, generated, data-only, AST bounds)"),
     keep_python2: bool = typer.Option(False, help="keep Python 2 files (normalization converts them)"),
     pyedu: bool = typer.Option(False, help="PyEdu-R selection: int_score, then reasoning focus"),
