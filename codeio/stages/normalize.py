@@ -123,7 +123,7 @@ def _from_offline(source: dict[str, Any], function: OfflineFunction) -> dict[str
         source,
         main_code=function.main_code,
         io_description=function.io_description,
-        generator_code=None,
+        generator_code=function.generator_code,
         problem_statement=function.problem_statement,
         given_pairs=list(function.pairs),
         teacher=f"source:{function.kind}",
