@@ -20,4 +20,9 @@ adds pairs from inputs the type-driven generator (:mod:`.typegen`) proposes.
 
 from codeio.examples.base import Extraction, OfflineFunction
 
-__all__ = ["Extraction", "OfflineFunction"]
+# What the extractors find is part of normalize's dataset key when it runs without an LLM:
+# bump this whenever a change here finds other functions or pairs in the same source
+# (2: design problems, custom node types, dataset rows; doctest and literal fixes).
+EXTRACTION_VERSION = "2"
+
+__all__ = ["EXTRACTION_VERSION", "Extraction", "OfflineFunction"]
