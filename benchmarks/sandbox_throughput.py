@@ -19,6 +19,11 @@ it (~250 checks/s overall, ~3,400/s light). A stricter variant that execs each
 function once and makes all its calls (the engine's batching without any
 isolation) is printed on the line before, as "strict".
 
+The engine is also timed with its isolation turned off (``isolate_network=False``:
+no user/network/mount/PID namespaces, no minimal filesystem view; what issue 9
+added), over the same checks, as "isolation off": the cost of the isolation is
+the ratio of the two, printed as ``isolated/unisolated`` (target: at least 0.8).
+
 Last line: ``checks_per_s=<x> ratio_vs_spawn=<x> ratio_vs_inprocess=<x> light_ratio_vs_inprocess=<x>``.
 """
 
@@ -239,6 +244,23 @@ def spawn_check(code: str, inp: str) -> str | None:
     return proc.stdout[marker + len("\n__RESULT__"):].strip() if marker >= 0 else None
 
 
+def engine_runner(executor: Any, limits: Any) -> Any:
+    from codeio.execution import RunRequest
+
+    def run(job: tuple[str, list[str]]) -> list[Any]:
+        return executor.run(RunRequest(code=job[0], inputs_json=tuple(job[1]), limits=limits, check_size=False,
+                                       stop_on_fatal=True))
+    return run
+
+
+def timed_pass(pool: ThreadPoolExecutor, run: Any, jobs: list[tuple[str, list[str]]]) -> tuple[list[Any], float]:
+    """Warm both servers up, then run every job once: (results, seconds)."""
+    list(pool.map(run, [("pass", ["{}"])] * WORKERS * 2))
+    t0 = time.perf_counter()
+    results = list(pool.map(run, jobs))
+    return results, time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spawn-sample", type=int, default=1, help="pairs per function for the spawn baseline")
@@ -249,7 +271,7 @@ def main() -> None:
         return
     if not DATA.exists():
         sys.exit(f"dataset not found: {DATA}")
-    from codeio.execution import Limits, RunRequest
+    from codeio.execution import Limits
     from codeio.sandbox import SandboxConfig, create_executor
 
     funcs = load_functions()
@@ -281,15 +303,9 @@ def main() -> None:
     executor.fingerprint()
     limits = Limits(timeout_s=CALL_TIMEOUT_S)
 
-    def engine_run(job: tuple[str, list[str]]) -> list[Any]:
-        return executor.run(RunRequest(code=job[0], inputs_json=tuple(job[1]), limits=limits, check_size=False,
-                                       stop_on_fatal=True))
-
+    engine_run = engine_runner(executor, limits)
     with ThreadPoolExecutor(WORKERS) as pool:
-        list(pool.map(engine_run, [("pass", ["{}"])] * WORKERS * 2))
-        t0 = time.perf_counter()
-        engine_results = list(pool.map(engine_run, jobs))
-        t_engine = time.perf_counter() - t0
+        engine_results, t_engine = timed_pass(pool, engine_run, jobs)
         engine_ok = sum(matches(r.value_json, f["outputs"][i])
                         for f, rs in zip(funcs, engine_results) for i, r in enumerate(rs))
         # Light checks only, all three again: short passes, so the median of
@@ -305,6 +321,13 @@ def main() -> None:
     per_check.close()
     per_func.close()
     executor.close()
+
+    # The same engine without the namespaces and the filesystem view (the pre-isolation engine).
+    plain = create_executor(SandboxConfig(workers=WORKERS, preload=PRELOAD, isolate_network=False))
+    plain.fingerprint()
+    with ThreadPoolExecutor(WORKERS) as pool:
+        _, t_plain = timed_pass(pool, engine_runner(plain, limits), jobs)
+    plain.close()
 
     # spawn per check, on a sample
     sample = [(f["code"], f["inputs"][i], f["outputs"][i]) for f in funcs for i in range(min(args.spawn_sample, len(f["inputs"])))]
@@ -322,6 +345,8 @@ def main() -> None:
     print(f"in-process (per check)    : {rate_inproc:8.1f} checks/s  ({inproc_ok} of {total} match, {t_inproc:.2f} s)")
     print(f"in-process (per function) : {rate_inproc_func:8.1f} checks/s  ({t_inproc_func:.2f} s)")
     print(f"engine                    : {rate_engine:8.1f} checks/s  ({engine_ok} of {total} match, {t_engine:.2f} s)")
+    print(f"isolation off             : {total / t_plain:8.1f} checks/s  ({t_plain:.2f} s); "
+          f"isolated/unisolated {rate_engine / (total / t_plain):.2f}")
     print(f"spawn per check           : {rate_spawn:8.1f} checks/s  ({spawn_ok} of {len(sample)} sampled checks match, {t_spawn:.2f} s)")
     print(f"light ({n_light} checks under {LIGHT_CALL_S * 1e3:.0f} ms in-process, {len(light_funcs)} functions): "
           f"engine {light_rate['engine']:.0f}/s, in-process per check {light_rate['check']:.0f}/s, "

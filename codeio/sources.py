@@ -2,7 +2,9 @@
 
 ``--source SPEC`` forms: ``jsonl:PATH``, ``dir:PATH``, ``unified:PATH``,
 ``leetcode:PATH`` (problem folders: a statement README_EN.md next to a
-Solution.py, read as one "problem" record each) and ``sample`` (the corpus
+Solution.py, read as one "problem" record each), ``rows:PATH`` (dataset rows
+with a statement, an entry point and examples, see codeio.examples.rows; read by
+the ingestion flow like ``corpus:``) and ``sample`` (the corpus
 shipped in the package). Every row read becomes either a
 SourceFile record or a reject with a reason; ``limit`` counts rows in source
 order before any filtering, so ``--limit N`` is the first N rows.
@@ -21,9 +23,11 @@ from codeio.examples import leetcode
 from codeio.records import dumps, reject, stable_id
 
 SAMPLE_SPEC = "sample"
-SOURCE_KINDS = ("jsonl", "dir", "unified", "leetcode", "corpus", "git")
+SOURCE_KINDS = ("jsonl", "dir", "unified", "leetcode", "corpus", "git", "rows")
 # read shard by shard on the workers by the ingestion flow (codeio/ingest); never by read_sources
-SCALE_KINDS = ("corpus", "git")
+SCALE_KINDS = ("corpus", "git", "rows")
+# shards listed through the store's options: a path may be a glob or an s3:// URL
+SHARD_KINDS = ("corpus", "rows")
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 MAX_SOURCE_BYTES_DEFAULT = 256 * 1024
 
@@ -57,11 +61,11 @@ def parse_source_specs(specs: list[str] | tuple[str, ...]) -> list[SourceSpec]:
         if not sep or kind not in SOURCE_KINDS or not path:
             raise SourceSpecError(
                 f"bad source {spec!r}: expected one of jsonl:PATH, dir:PATH, unified:PATH, leetcode:PATH, "
-                f"corpus:PATH|GLOB|s3://..., git:PATH or {SAMPLE_SPEC!r}"
+                f"corpus:PATH|GLOB|s3://..., rows:PATH|GLOB|s3://..., git:PATH or {SAMPLE_SPEC!r}"
             )
         out.append(SourceSpec(kind, path, spec))
     for source in out:
-        if source.kind == "corpus" and ("://" in source.path or any(ch in source.path for ch in "*?[")):
+        if source.kind in SHARD_KINDS and ("://" in source.path or any(ch in source.path for ch in "*?[")):
             continue  # listed (and checked) by the ingestion flow through the store's options
         if not source.resolved.exists():
             raise SourceSpecError(f"source {source.display!r}: {source.resolved} does not exist")

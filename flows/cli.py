@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import signal
 import sys
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 
-from flows.console import fail, quiet_logs
 from flows.cli_sweep import sweep
+from flows.console import fail, note, quiet_logs, supervised
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn code corpora into CodeI/O and CodeI/O++ reasoning data.")
@@ -52,15 +51,12 @@ def checked_run(fields: dict[str, Any], overrides: dict[str, Any], database: boo
     return spec, settings
 
 
-def note(message: str) -> None:
-    err.print(f"[yellow]{message}[/yellow]", highlight=False)
-
-
 @app.command()
 def run(
     source: list[str] = typer.Option(["sample"], "--source", "-s",
                                      help="jsonl:PATH | dir:PATH | unified:PATH | leetcode:PATH | "
-                                          "corpus:PATH|GLOB|s3://... | git:PATH | sample (repeatable)"),
+                                          "corpus:PATH|GLOB|s3://... | rows:PATH|GLOB|s3://... | git:PATH | sample "
+                                          "(repeatable)"),
     limit: Optional[int] = typer.Option(None, help="take the first N rows of the sources, before filtering"),
     teacher: Optional[str] = typer.Option(None, help="offline | openai (default: openai when an endpoint is set)"),
     llm_base_url: Optional[str] = typer.Option(None, help="OpenAI-compatible endpoint (CODEIO_LLM_BASE_URL)"),
@@ -102,37 +98,24 @@ def run(
         return
     from flows import process
 
-    if process.invoked_as("run"):  # the terminal's signals stay here; the run goes to a process group of its own
-        raise typer.Exit(process.supervise(process.run_command_line(), settings.cancel_grace_s,
-                                           process.book_abandoned_run(settings.database_url), say=note))
-    process.join_supervisor()
-    from flows.preflight import isolation_problem
-
-    problem = isolation_problem(settings)
-    if problem:  # before anything starts: one line, no traceback
-        err.print(f"[red]error:[/red] {escape(problem)}", soft_wrap=True, highlight=False)
-        raise typer.Exit(ISOLATION_EXIT_CODE)
+    # the terminal's signals stay here; the run goes to a process group of its own
+    process.start_supervised("run", settings.cancel_grace_s, settings.database_url, say=note,
+                             check=lambda: reject_incomplete_isolation(settings))
     from flows.pipeline import codeio_pipeline
     from flows.spec import EndpointURL
     from flows.summary import render_summary
 
     from codeio.sandbox.pool import IsolationUnavailable
 
-    process.embedded_prefect_api(say=note)
     try:
-        summary = codeio_pipeline(spec=spec, store=store, show_progress=not as_json,
-                                  llm_base_url=EndpointURL(llm_base_url) if llm_base_url else None)
+        with process.exit_when_interrupted(say=note):
+            summary = codeio_pipeline(spec=spec, store=store, show_progress=not as_json,
+                                      llm_base_url=EndpointURL(llm_base_url) if llm_base_url else None)
     except (SourceSpecError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
-    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true and the kernel refused a part
-        err.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(ISOLATION_EXIT_CODE) from error
-    except BaseException as error:
-        if not process.is_interrupt(error):
-            raise
-        note(f"run cancelled ({type(error).__name__})")
-        process.exit_now(128 + getattr(error, "signal", signal.SIGINT))  # leave shard threads behind
+    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true, refused where shards ran
+        isolation_error(str(error))
     warn_sandbox(summary)
     if as_json:
         console.print_json(json.dumps(summary, default=str))
@@ -144,6 +127,25 @@ def run(
 
             err.print(f"[yellow]{needs_llm} raw file(s) skipped:[/yellow] {NEEDS_LLM_MESSAGE}")
     exit_if_nothing(summary["samples"], "samples", summary["stages"])
+
+
+def reject_incomplete_isolation(settings: Any = None) -> None:
+    """CODEIO_SANDBOX_REQUIRE_ISOLATION=true: before anything starts, start one sandbox
+    server here and stop with one line when the kernel refuses part of its isolation."""
+    from flows.preflight import isolation_problem
+
+    if settings is None:
+        from codeio.settings import load_settings
+
+        settings = load_settings()
+    problem = isolation_problem(settings)
+    if problem:
+        isolation_error(problem)
+
+
+def isolation_error(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True, highlight=False)
+    raise typer.Exit(ISOLATION_EXIT_CODE)
 
 
 def warn_sandbox(summary: dict[str, Any]) -> None:
@@ -194,8 +196,8 @@ def read_ingest_options(path: Optional[str]) -> Optional[dict]:
 @app.command()
 def ingest(
     source: list[str] = typer.Option(["sample"], "--source", "-s",
-                                     help="corpus:PATH|GLOB|s3://... | git:PATH | dir:PATH | jsonl:PATH | unified:PATH "
-                                          "(repeatable)"),
+                                     help="corpus:PATH|GLOB|s3://... | rows:PATH|GLOB|s3://... | git:PATH | dir:PATH | jsonl:PATH | "
+                                          "unified:PATH | leetcode:PATH (repeatable)"),
     codemix: bool = typer.Option(False, help="CodeMix filters (syntax, size, lines, generated, data-only, AST bounds)"),
     keep_python2: bool = typer.Option(False, help="keep Python 2 files (normalization converts them)"),
     pyedu: bool = typer.Option(False, help="PyEdu-R selection: int_score, then reasoning focus"),
@@ -239,8 +241,13 @@ def ingest(
         options["dedup"] = section
     if decontam:
         options["decontam"] = list(decontam)
+    supervised("ingest", store=store)
+    from flows.process import exit_when_interrupted
+
     try:
-        summary = codeio_ingest(sources=source, options=options, limit=limit, store=store, show_progress=not as_json)
+        with exit_when_interrupted(say=note):
+            summary = codeio_ingest(sources=source, options=options, limit=limit, store=store,
+                                    show_progress=not as_json)
     except (SourceSpecError, ValueError) as error:
         err.print(f"[red]error:[/red] {error}", soft_wrap=True)
         raise typer.Exit(2) from error
@@ -354,6 +361,7 @@ def eval_command(
     quiet_logs()
     from codeio.evaluation.benchmarks import BenchmarkSpecError
     from codeio.prompting import TemplateError
+    from codeio.sandbox.pool import IsolationUnavailable
     from flows.eval import EvalError, codeio_eval
     from flows.eval_report import render_eval
     from flows.spec import EndpointURL
@@ -362,14 +370,21 @@ def eval_command(
         raise typer.BadParameter(f"{teacher!r} is not one of offline, openai", param_hint="--teacher")
     if placement not in ("prompt", "none"):
         raise typer.BadParameter(f"{placement!r} is not one of prompt, none", param_hint="--placement")
+    supervised("eval", check=reject_incomplete_isolation, store=store, llm_base_url=llm_base_url)
+    from flows.process import exit_when_interrupted
+
     try:
-        report = codeio_eval(benchmark=benchmark, model=model, teacher=teacher,
-                             llm_base_url=EndpointURL(llm_base_url) if llm_base_url else None,
-                             samples=samples, ks=list(k) or None, temperature=temperature, limit=limit,
-                             placement=placement, compare=compare, store=store, show_progress=not as_json)
+        with exit_when_interrupted(say=note):
+            report = codeio_eval(benchmark=benchmark, model=model, teacher=teacher,
+                                 llm_base_url=EndpointURL(llm_base_url) if llm_base_url else None,
+                                 samples=samples, ks=list(k) or None, temperature=temperature, limit=limit,
+                                 placement=placement, compare=compare, store=store, show_progress=not as_json)
     except (BenchmarkSpecError, EvalError, TemplateError) as error:
         err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from error
+    except IsolationUnavailable as error:  # CODEIO_SANDBOX_REQUIRE_ISOLATION=true, refused where shards ran
+        isolation_error(str(error))
+    warn_sandbox(report)
     if as_json:
         sys.stdout.write(json.dumps(report, default=str, ensure_ascii=False) + "\n")
     else:

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from flows.console import fail, quiet_logs
+from flows.console import fail, note, quiet_logs, supervised
 
 
 def sweep(
@@ -39,13 +39,14 @@ def sweep(
     problems = check_inputs(parsed.base.sources, None, settings, sources_name="sources")
     if problems:
         fail(problems)
-    from flows.process import embedded_prefect_api
+    supervised("sweep", store=parsed.store, llm_base_url=parsed.llm_base_url)
+    from flows.process import exit_when_interrupted
 
-    embedded_prefect_api(say=lambda line: Console(stderr=True).print(f"[yellow]{line}[/yellow]", highlight=False))
     # the endpoint travels as a parameter that Prefect stores with its password redacted
     endpoint = data.get("llm_base_url")
-    result = codeio_ablation_sweep(grid={k: v for k, v in data.items() if k != "llm_base_url"}, out_dir=out_dir,
-                                   llm_base_url=EndpointURL(endpoint) if endpoint else None)
+    with exit_when_interrupted(say=note):
+        result = codeio_ablation_sweep(grid={k: v for k, v in data.items() if k != "llm_base_url"}, out_dir=out_dir,
+                                       llm_base_url=EndpointURL(endpoint) if endpoint else None)
     table = Table(title=f"sweep {parsed.name}")
     columns = [c for c in (result["rows"][0] if result["rows"] else {})
                if c not in AXES and c not in TERMINAL_HIDDEN]

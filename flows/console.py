@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import NoReturn
+from typing import Any, Callable, NoReturn
 
 import typer
 from rich.console import Console
@@ -33,3 +33,20 @@ def fail(problems: list[str], code: int = 2) -> NoReturn:
     for line in problems:
         err.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
+
+
+def note(message: str) -> None:
+    """A notice on stderr (the run's stop and start-up messages)."""
+    Console(stderr=True).print(f"[yellow]{message}[/yellow]", highlight=False)
+
+
+def supervised(command: str, check: Callable[[], None] | None = None, **overrides: Any) -> None:
+    """Start ``codeio COMMAND`` (ingest, eval, sweep) as ``codeio run`` starts: under the
+    run supervisor, with its embedded Prefect API (see flows/process.py), with the
+    settings the command runs with (its grace period and lineage database); ``check``
+    runs first in the process that does the work (see ``start_supervised``)."""
+    from codeio.settings import load_settings
+    from flows.process import start_supervised
+
+    settings = load_settings(**{name: value for name, value in overrides.items() if value is not None})
+    start_supervised(command, settings.cancel_grace_s, settings.database_url, say=note, check=check)

@@ -12,7 +12,7 @@ import fsspec
 
 from codeio.ingest.readers import _expand, _fingerprint, is_remote  # noqa: PLC2701 - the flow's own listing rules
 from codeio.settings import Settings
-from codeio.sources import SourceSpec
+from codeio.sources import SHARD_KINDS, SourceSpec
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def shard_files(specs: list[SourceSpec], settings: Settings) -> Iterator[ShardFi
 
     options = source_storage_options(settings)
     for spec in specs:
-        if spec.kind != "corpus":
+        if spec.kind not in SHARD_KINDS:  # corpus: and rows: shards
             continue
         remote = is_remote(spec.path)
         fs, root = fsspec.core.url_to_fs(spec.path, **(options if remote else {}))

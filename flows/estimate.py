@@ -178,7 +178,7 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
 
     left = None if spec.limit is None else max(0, spec.limit - rows_read)
     for size in scale_sizes([s for s in specs if s.kind in SCALE_KINDS], settings, left):
-        counts["corpus_files" if size.spec.kind == "corpus" else "git_files"] += size.files
+        counts["git_files" if size.spec.kind == "git" else "corpus_files"] += size.files  # corpus: and rows: shards
         counts["scale_rows"] += size.rows
         counts["raw_files"] += size.rows
         counts["scale_rows_estimated"] = counts["scale_rows_estimated"] or not size.exact

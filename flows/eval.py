@@ -23,9 +23,10 @@ from codeio.stages import synthesize
 from flows.eval_report import publish_eval_artifacts, scores_png
 from flows.orchestrator import Orchestrator, StageSummary, code_version, current_user
 from flows.pipeline import llm_config, make_task_runner, open_store, orchestrator_options, sandbox_config
+from flows.process import run_status, task_runner_scope
 from flows.progress import StageProgress
 from flows.spec import EndpointURL, Teacher, endpoint_value, resolve_teacher
-from flows.summary import LLM_FIELDS
+from flows.summary import LLM_FIELDS, sandbox_summary
 from storage.lineage import LineageDB
 from tasks.eval import QUESTIONS_STAGE, QUESTIONS_VERSION, QuestionsConfig, eval_judge_task, write_questions
 from tasks.resources import RuntimeSpec
@@ -85,7 +86,7 @@ def run_eval(settings: Settings, benchmark: str, *, teacher: str | None = None, 
                                reused=all(m.get("cached") for m in markers))
         orchestrator.record_outcomes(summary, markers, config, {})
         parts = questions.parts
-        with runner:
+        with task_runner_scope(runner):
             answers = {}
             for sample in range(samples):  # each answering stage gets what the budget has left
                 teacher_cfg = synthesize.TeacherConfig(teacher=teacher, model=model,
@@ -113,6 +114,7 @@ def run_eval(settings: Settings, benchmark: str, *, teacher: str | None = None, 
             "comparison": scoring.compare(scores, previous["scores"]) if previous else None,
             "stages": stages, "llm": _llm_totals(stages),
             "retryable": sum(int(s.get("retryable", 0)) for s in stages),
+            "sandbox": sandbox_summary(stages),
             "judgements_dataset": {"stage": judged.stage, "key": judged.key,
                                    "uri": store.uri(store.dataset_dir(judged.stage, judged.key))},
         }
@@ -123,8 +125,8 @@ def run_eval(settings: Settings, benchmark: str, *, teacher: str | None = None, 
                                    benchmark_path=spec.path, benchmark_sha256=bench.sha256,
                                    prompt_version=templates.label, prompt_hash=prompt_hash, samples=samples,
                                    scores=scores)
-    except BaseException as error:
-        lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
+    except BaseException as error:  # Ctrl-C: cancelled (the supervisor's grace applies, see flows/process.py)
+        lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
     else:
         lineage.finish_run(run_id, "completed", summary={k: v for k, v in report.items() if k != "table"})

@@ -255,6 +255,7 @@ def run_ingest(settings: Settings, sources: list[str], options: dict[str, Any] |
     configured Dask cluster, the summary (counts per stage and rule, rejects by reason)."""
     from codeio.prompting import PromptTemplates
     from flows.pipeline import make_task_runner, open_store, orchestrator_options, sandbox_config
+    from flows.process import run_status, task_runner_scope
     from flows.summary import publish_ingest_artifacts
     from tasks.resources import RuntimeSpec
 
@@ -273,13 +274,13 @@ def run_ingest(settings: Settings, sources: list[str], options: dict[str, Any] |
         runner = make_task_runner(settings)
         orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_runner=runner,
                                     **orchestrator_options(settings))
-        with runner:
+        with task_runner_scope(runner):
             ref, _, final = run_ingest_stages(orchestrator, specs, parsed, settings, limit)
         report = ingest_report(orchestrator.stages)
         summary = {"run_id": run_id, "store": store.url, "stages": [s.as_dict() for s in orchestrator.stages],
                    **report, "dataset": {"stage": ref.stage, "key": ref.key, "parts": ref.parts, "uri": final.uri}}
-    except BaseException as error:
-        lineage.finish_run(run_id, "failed", summary={}, error=f"{type(error).__name__}: {error}")
+    except BaseException as error:  # Ctrl-C: cancelled (the supervisor's grace applies, see flows/process.py)
+        lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
     lineage.finish_run(run_id, "completed", summary=summary)
     publish_ingest_artifacts(summary)

@@ -15,9 +15,9 @@ dataset (and, with ``out``, exports all of them as one JSONL).
 
 ``git:`` working trees are read like ``dir:`` folders (their ``git ls-files``
 Python files, in this process: the trees are local) and their new files go into
-the delta. ``corpus:`` shards are never read here: a night lists them (names and
+the delta. ``corpus:`` (and ``rows:``) shards are never read here: a night lists them (names and
 content fingerprints: sha256 of a local file, ETag and size of a remote one) and
-takes every shard file no earlier night took, whole, as ``corpus:FILE`` sources
+takes every shard file no earlier night took, whole, as ``corpus:FILE`` (``rows:FILE``) sources
 that the ingestion stages read on the workers; the ledger entry names them
 (``corpus_files``). A shard that changes after a night took it is taken again as
 a new shard; ``limit`` caps rows of the other sources, not shard files.
@@ -39,7 +39,7 @@ from prefect import flow, get_run_logger
 
 from codeio.records import stable_id
 from codeio.settings import Settings
-from codeio.sources import MAX_SOURCE_BYTES_DEFAULT, SourceSpec, parse_source_specs, read_sources
+from codeio.sources import MAX_SOURCE_BYTES_DEFAULT, SHARD_KINDS, SourceSpec, parse_source_specs, read_sources
 from flows.pipeline import open_store, run_pipeline
 from flows.spec import EndpointURL, RunSpec
 from storage.lineage import LineageDB
@@ -194,9 +194,11 @@ def run_nightly(settings: Settings, spec: RunSpec, stream: str = "default",
 def _night(settings: Settings, store: DataStore, spec: RunSpec, stream: str, state_dir: str | None) -> dict[str, Any]:
     ledger = read_ledger(store, stream)
     specs = parse_source_specs(list(spec.sources))
-    rows = [s for s in specs if s.kind != "corpus"]
+    rows = [s for s in specs if s.kind not in SHARD_KINDS]
     fresh, total, already = new_records(rows, seen_source_ids(store, ledger), spec.limit) if rows else ([], 0, 0)
-    shards = corpus_files([s for s in specs if s.kind == "corpus"], settings)
+    kind_of = {shard: kind for kind in SHARD_KINDS  # corpus: and rows: shards, each re-read as its kind
+               for shard in corpus_files([s for s in specs if s.kind == kind], settings)}
+    shards = list(kind_of)
     taken = seen_corpus_files(ledger)
     new_shards = [pair for pair in shards if pair not in taken]
     result: dict[str, Any] = {"stream": stream, "sources_read": total, "already_processed": already,
@@ -204,7 +206,7 @@ def _night(settings: Settings, store: DataStore, spec: RunSpec, stream: str, sta
                               "new_corpus_files": len(new_shards), "earlier_nights": len(ledger), "run_id": None,
                               "summary": None}
     if fresh or new_shards:
-        delta = write_delta(fresh, Path(state_dir or STATE_DIR) / stream) + [f"corpus:{path}" for path, _ in new_shards]
+        delta = write_delta(fresh, Path(state_dir or STATE_DIR) / stream) + [f"{kind_of[(path, print_)]}:{path}" for path, print_ in new_shards]
         summary = run_pipeline(settings, spec.replace(sources=delta, limit=None, out=None),
                                progress=False, kind=run_kind(stream))
         ingest = next(s for s in summary["stages"] if s["stage"] == "ingest")

@@ -10,7 +10,6 @@ failures closes the lane, because its children's keys depend on its outcome.
 
 from __future__ import annotations
 
-import contextvars
 import dataclasses
 import getpass
 import logging
@@ -74,9 +73,11 @@ class StageSummary:
     key: str
     uri: str
     parts: int
+    # in = out + rejected, in the unit the stage reads (sources, functions, pairs, ...)
     records_in: int = 0
     records_out: int = 0
     rejected: int = 0
+    written: int = 0  # the records of the dataset, in its own unit (collect_io: pairs; build_prompts: instances)
     rejects_by_reason: dict[str, int] = field(default_factory=dict)
     reused: bool = False  # the whole dataset existed before this run
     retryable: int = 0  # transient LLM failures left in it: the next run retries them
@@ -91,7 +92,7 @@ class StageSummary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "stage": self.stage, "label": self.label, "key": self.key, "uri": self.uri, "parts": self.parts,
-            "in": self.records_in, "out": self.records_out, "rejected": self.rejected,
+            "in": self.records_in, "out": self.records_out, "rejected": self.rejected, "written": self.written,
             "rejects_by_reason": dict(sorted(self.rejects_by_reason.items())), "reused": self.reused,
             "shards_computed": self.shards_computed, "seconds": round(self.seconds, 3), "llm": self.llm,
             "counters": merge_counters(self.stats), "retryable": self.retryable, "sandbox": self.sandbox,
@@ -124,7 +125,7 @@ def merge_counters(stats: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 class RunStopped(RuntimeError):
-    """The run was asked to stop (``STOP_RUN``) and did, between two stages."""
+    """The run was asked to stop (its Orchestrator's ``stop``) and did, between two stages."""
 
 
 class StopRequest(threading.Event):
@@ -136,11 +137,6 @@ class StopRequest(threading.Event):
         if not self.is_set():
             self.reason = reason
             self.set()
-
-
-# Set, in a run's own context, to a request that stops the run before its next stage: a sweep
-# gives its branches one, which a failing branch sets, so the others stop spending.
-STOP_RUN: contextvars.ContextVar[StopRequest | None] = contextvars.ContextVar("codeio_stop_run", default=None)
 
 
 class DatasetClaims:
@@ -284,12 +280,14 @@ class Orchestrator:
     """Runs a run's stages: ``task_runner`` (entered by the flow around the stages)
     runs the shard tasks, else they are submitted on Prefect's default runner;
     ``llm_budget_usd`` caps the run's LLM spend, shared over ``llm_processes(parts)``
-    processes that may spend at once in a stage of ``parts`` shards."""
+    processes that may spend at once in a stage of ``parts`` shards; once ``stop`` is
+    set the run stops before its next lane (``RunStopped``): a sweep gives its
+    branches one, which a failing branch sets, so the others stop spending."""
 
     def __init__(self, store: DataStore, runtime: RuntimeSpec, lineage: Any, run_id: str,
                  progress: StageProgress | None = None, *, task_runner: Any = None, task_tags: tuple[str, ...] = (),
                  fuse: bool = True, claim_lease_s: float = CLAIM_LEASE_S, llm_budget_usd: float | None = None,
-                 llm_processes: Callable[[int], int] = lambda parts: 1):
+                 llm_processes: Callable[[int], int] = lambda parts: 1, stop: StopRequest | None = None):
         self.store = store
         self.runtime = runtime
         self.lineage = lineage
@@ -303,6 +301,7 @@ class Orchestrator:
         self.claims = LineageClaims(lineage, run_id, claim_lease_s, on_wait=self._waiting)
         self.llm_budget_usd = llm_budget_usd
         self.llm_processes = llm_processes
+        self.stop = stop
         self._pending: list[StagePlan] = []
         self._sandbox_warned = False
 
@@ -339,6 +338,7 @@ class Orchestrator:
             summary.records_in += int(data.get("records_in", 0))
             summary.records_out += int(data.get("records_out", data.get("kept", data.get("records", 0))))
             summary.rejected += int(data.get("rejected", 0))
+            summary.written += int(data.get("written", data.get("records", 0)))
             for reason, count in (data.get("rejects_by_reason") or {}).items():
                 summary.rejects_by_reason[reason] = summary.rejects_by_reason.get(reason, 0) + count
             summary.stats.append(dict(data.get("stats") or {}))
@@ -358,7 +358,7 @@ class Orchestrator:
         self.lineage.record_dataset(
             dataset_key=summary.key, stage=summary.stage, uri=summary.uri, config=config_dict(config),
             parents=list(parents.values()), counts={"in": summary.records_in, "out": summary.records_out,
-                                                    "rejected": summary.rejected},
+                                                    "rejected": summary.rejected, "written": summary.written},
             schema_version=SCHEMA_VERSION, code_version=self.code_version,
         )
         self.lineage.link_run_dataset(self.run_id, summary.key, "reused" if summary.reused else "produced")
@@ -423,9 +423,8 @@ class Orchestrator:
         in the store yet runs part by part: one task per part for the whole lane."""
         if len({plan.key for plan in plans}) < len(plans):
             raise ValueError(f"a dataset appears twice in one lane: {[plan.label for plan in plans]}")
-        stop = STOP_RUN.get()
-        if stop is not None and stop.is_set():
-            raise RunStopped(f"stopped before {plans[0].label}: {stop.reason}")
+        if self.stop is not None and self.stop.is_set():
+            raise RunStopped(f"stopped before {plans[0].label}: {self.stop.reason}")
         with ExitStack() as claims:
             for plan in plans:  # always in pipeline order, so two lanes never wait on each other in a cycle
                 claims.enter_context(dataset_claims().hold(self.store.url, plan.key))

@@ -18,7 +18,7 @@ from codeio.execution import Limits
 from codeio.settings import Settings
 from codeio.sources import parse_source_specs
 from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
-from flows.orchestrator import Orchestrator, code_version, current_user
+from flows.orchestrator import Orchestrator, StopRequest, code_version, current_user
 from flows.process import end_gone_runs, run_status, task_runner_scope
 from flows.progress import StageProgress
 from flows.spec import EndpointURL, RunSpec, resolve_teacher, stage_configs, uses_llm
@@ -163,8 +163,10 @@ def api_url_for_workers() -> str | None:
         return None
 
 
-def run_pipeline(settings: Settings, spec: RunSpec, progress: bool = True, kind: str = "pipeline") -> dict[str, Any]:
-    """Run (or reuse) every stage of ``spec`` and return the summary. Callable from any flow."""
+def run_pipeline(settings: Settings, spec: RunSpec, progress: bool = True, kind: str = "pipeline",
+                 stop: StopRequest | None = None) -> dict[str, Any]:
+    """Run (or reuse) every stage of ``spec`` and return the summary; once ``stop`` is set,
+    the run stops before its next stage (``RunStopped``). Callable from any flow."""
     teacher = resolve_teacher(settings, spec.teacher)
     specs = parse_source_specs(list(spec.sources))
     store = open_store(settings)
@@ -176,7 +178,7 @@ def run_pipeline(settings: Settings, spec: RunSpec, progress: bool = True, kind:
                                code_version=code_version(), user=current_user())
     bars = StageProgress(enabled=progress)
     try:
-        summary = _run_stages(settings, spec, specs, store, lineage, run_id, bars)
+        summary = _run_stages(settings, spec, specs, store, lineage, run_id, bars, stop)
     except BaseException as error:
         lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
@@ -188,14 +190,14 @@ def run_pipeline(settings: Settings, spec: RunSpec, progress: bool = True, kind:
 
 
 def _run_stages(settings: Settings, spec: RunSpec, specs, store: DataStore, lineage: LineageDB, run_id: str,
-                bars: StageProgress) -> dict[str, Any]:
+                bars: StageProgress, stop: StopRequest | None) -> dict[str, Any]:
     teacher = resolve_teacher(settings, spec.teacher)
     templates = prompting.PromptTemplates.load(settings.prompt_dir)
     runner = make_task_runner(settings)
     runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=llm_config(settings, teacher),
                           templates=templates)
     orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_runner=runner,
-                                **orchestrator_options(settings))
+                                **orchestrator_options(settings), stop=stop)
 
     from flows.ingest import ingest_options, run_ingest_stages, uses_ingest_flow
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from codeio.prompting import PromptTemplates, TemplateError
 from codeio.settings import Settings
-from codeio.sources import SourceSpecError, parse_source_specs
+from codeio.sources import SHARD_KINDS, SourceSpecError, parse_source_specs
 from storage.lineage import LineageDB, scrub_secrets
 
 LOCAL_PROTOCOLS = ("file", "local")
@@ -56,7 +56,7 @@ def _listing_problems(specs) -> list[str]:
         try:
             if spec.kind == "git":
                 git_files(spec.resolved)
-            elif spec.kind == "corpus" and not is_remote(spec.path):
+            elif spec.kind in SHARD_KINDS and not is_remote(spec.path):
                 _expand(LocalFileSystem(), str(Path(spec.path).expanduser()))
         except SourceSpecError as error:
             problems.append(str(error))

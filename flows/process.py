@@ -1,4 +1,5 @@
-"""The processes of a `codeio run`: how it stops, and how nothing outlives it.
+"""The processes of a `codeio run` (and of `codeio ingest`, `eval` and `sweep`, which
+start the same way, see ``start_supervised``): how it stops, and how nothing outlives it.
 
 ``codeio run`` is a small supervisor that owns the terminal's signals and a run
 process, in a process group of its own, that does the work:
@@ -63,8 +64,11 @@ def is_interrupt(error: BaseException) -> bool:
 
 
 def run_status(error: BaseException) -> str:
-    """The final status of a run that raised ``error``."""
-    return CANCELLED if is_interrupt(error) else "failed"
+    """The final status of a run that raised ``error``: ``cancelled`` when it was
+    interrupted or asked to stop (a sweep branch stopped because another failed)."""
+    from flows.orchestrator import RunStopped
+
+    return CANCELLED if is_interrupt(error) or isinstance(error, RunStopped) else "failed"
 
 
 def end_gone_runs(lineage: Any, status: str = CRASHED, pid: int | None = None,
@@ -190,6 +194,35 @@ def _stop_when_asked(stop_fd: int, main_thread: int) -> None:
             # interrupt the main thread's blocking waits (a library may have set SA_RESTART)
             signal.siginterrupt(signal.SIGINT, True)
             signal.pthread_kill(main_thread, signal.SIGINT)
+
+
+def start_supervised(command: str, grace_s: float, database_url: str, say: Callable[[str], None],
+                     check: Callable[[], None] | None = None) -> None:
+    """The start of a long command (``codeio run``, ``ingest``, ``eval``, ``sweep``).
+    In the terminal's process (``codeio COMMAND`` itself): run a copy of the command
+    under ``supervise`` and leave with its exit code (SystemExit). In that copy: join
+    the supervisor, run ``check`` (it may exit), and start the embedded Prefect API
+    unless one is configured."""
+    if invoked_as(command):
+        raise SystemExit(supervise(run_command_line(), grace_s, book_abandoned_run(database_url), say=say))
+    join_supervisor()
+    if check is not None:
+        check()
+    embedded_prefect_api(say=say)
+
+
+@contextmanager
+def exit_when_interrupted(say: Callable[[str], None]) -> Iterator[None]:
+    """Around a command's flow: once an interrupted run has unwound (booked itself
+    ``cancelled``, dropped its claims, closed its cluster), leave at once with 128 +
+    the signal, without waiting for shard threads (one may be blocked for minutes)."""
+    try:
+        yield
+    except BaseException as error:
+        if not is_interrupt(error):
+            raise
+        say(f"run cancelled ({type(error).__name__})")
+        exit_now(128 + getattr(error, "signal", signal.SIGINT))
 
 
 def exit_now(code: int) -> None:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StrictBool, StrictFloat, StrictInt, ValidationError
 
-from codeio import prompting
+from codeio import examples, prompting
 from codeio.settings import Settings, load_settings
 from codeio.stages import assemble, build_prompts, collect_io, normalize, synthesize, verify
 from storage.export import EXPORT_FORMATS
@@ -138,7 +138,8 @@ def stage_configs(spec: RunSpec, settings: Settings, templates: prompting.Prompt
             model=(settings.normalize_model or settings.llm_model) if llm else "",
             temperature=settings.llm_temperature, max_tokens=settings.llm_max_tokens,
             template_hash=templates.hash_of(["normalize_json" if settings.llm_json_mode else "normalize"]),
-            json_mode=settings.llm_json_mode)
+            json_mode=settings.llm_json_mode,
+            extraction_version="" if llm else examples.EXTRACTION_VERSION)
     return StageConfigs(
         normalize=norm,
         collect_io=collect_io.CollectConfig(sample_timeout_s=settings.collect_timeout_s,

@@ -99,13 +99,10 @@ def sandbox_line(summary: dict[str, Any]) -> str:
 
 
 def stage_reconciles(stage: dict[str, Any]) -> bool:
-    """in = out + rejected, in each stage's own unit (collect_io: functions; the pairs it
-    writes are its ``pairs`` counter); build_prompts turns the first K pairs of each
-    function into instances (used + unused = pairs in)."""
-    counters = stage.get("counters") or {}
-    if stage["stage"] == "build_prompts":
-        return stage["in"] == counters.get("pairs_used", 0) + counters.get("pairs_unused", 0) + stage["rejected"]
-    return stage["in"] == stage["out"] + stage["rejected"]
+    """in = out + rejected (the sum over its reasons), in the unit the stage reads:
+    sources for normalize, functions for collect_io, pairs for build_prompts (whose
+    pairs beyond K are ``not_sampled``); ``written`` is the dataset's own unit."""
+    return stage["in"] == stage["out"] + stage["rejected"] == stage["out"] + sum(stage["rejects_by_reason"].values())
 
 
 def _reasons(reasons: dict[str, int], width: int | None = 6) -> str:
@@ -127,9 +124,14 @@ def print_reasons_whole(stages: list[dict[str, Any]], console: Console) -> None:
                           soft_wrap=True, markup=False, highlight=False)
 
 
+# left out by choice, never why a run produced nothing (build_prompts' pairs beyond K)
+SELECTION_REASONS = frozenset({"not_sampled"})
+
+
 def top_reasons(stages: list[dict[str, Any]], count: int = 5) -> list[tuple[str, str, int]]:
     """(stage, reason, count) of the most frequent rejects over every stage."""
-    items = [(stage["label"], reason, n) for stage in stages for reason, n in stage["rejects_by_reason"].items()]
+    items = [(stage["label"], reason, n) for stage in stages for reason, n in stage["rejects_by_reason"].items()
+             if reason not in SELECTION_REASONS]
     return sorted(items, key=lambda item: -item[2])[:count]
 
 
@@ -166,19 +168,24 @@ def zero_output_advice(stages: list[dict[str, Any]]) -> list[str]:
     return lines or ["no source row was read: check the --source paths"]
 
 
+COUNTS_NOTE = "in = out + rejected, in the unit each stage reads; written: the records of its dataset"
+
+
 def render_summary(summary: dict[str, Any], console: Console | None = None) -> None:
     console = console or Console()
     table = Table(title=f"codeio run {summary['run_id']}  (teacher: {summary['teacher']})", show_lines=False)
-    for column in ("stage", "in", "out", "rejected", "rejects by reason", "state", "LLM req", "tokens"):
-        table.add_column(column, justify="right" if column in ("in", "out", "rejected", "LLM req", "tokens") else "left")
+    numbers = ("in", "out", "rejected", "written", "LLM req", "tokens")
+    for column in ("stage", "in", "out", "rejected", "rejects by reason", "written", "state", "LLM req", "tokens"):
+        table.add_column(column, justify="right" if column in numbers else "left")
     for stage in summary["stages"]:
         llm = stage["llm"] or {}
         tokens = (llm.get("prompt_tokens") or 0) + (llm.get("completion_tokens") or 0)
         state = "reused" if stage["reused"] else f"computed {stage['shards_computed']}/{stage['parts']}"
         table.add_row(stage["label"], str(stage["in"]), str(stage["out"]), str(stage["rejected"]),
-                      _reasons(stage["rejects_by_reason"], 6 if console.is_terminal else None), state,
-                      str(llm.get("requests", 0) or 0), str(tokens))
+                      _reasons(stage["rejects_by_reason"], 6 if console.is_terminal else None),
+                      str(stage["written"]), state, str(llm.get("requests", 0) or 0), str(tokens))
     console.print(table)
+    console.print(COUNTS_NOTE, style="dim")
     print_reasons_whole(summary["stages"], console)
     rounds = Table(title="pass rate per round")
     for column in ("round", "answered", "verified", "pass rate", "statuses"):
@@ -206,11 +213,13 @@ def render_summary(summary: dict[str, Any], console: Console | None = None) -> N
 
 def summary_markdown(summary: dict[str, Any]) -> str:
     lines = [f"# codeio run `{summary['run_id']}`", "", f"teacher: {summary['teacher']}, store: `{summary['store']}`", "",
-             "| stage | in | out | rejected | rejects by reason | state | dataset |", "|---|---|---|---|---|---|---|"]
+             "| stage | in | out | rejected | rejects by reason | written | state | dataset |",
+             "|---|---|---|---|---|---|---|---|"]
     for stage in summary["stages"]:
         state = "reused" if stage["reused"] else "computed"
         lines.append(f"| {stage['label']} | {stage['in']} | {stage['out']} | {stage['rejected']} | "
-                     f"{_reasons(stage['rejects_by_reason'], 10)} | {state} | `{stage['uri']}` |")
+                     f"{_reasons(stage['rejects_by_reason'], 10)} | {stage['written']} | {state} | `{stage['uri']}` |")
+    lines += ["", COUNTS_NOTE]
     lines += ["", "| round | answered | verified | pass rate |", "|---|---|---|---|"]
     for item in summary["rounds"]:
         rate = f"{item['pass_rate']:.1%}" if item["pass_rate"] is not None else "-"

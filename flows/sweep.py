@@ -52,7 +52,7 @@ from prefect import flow, get_run_logger
 from pydantic import ValidationError
 
 from codeio.settings import Settings, load_settings
-from flows.orchestrator import STOP_RUN, RunStopped, StopRequest
+from flows.orchestrator import RunStopped, StopRequest
 from flows.pipeline import local_cluster_kwargs, local_workers, open_store, run_pipeline
 from flows.spec import EndpointURL, RunSpec, endpoint_value, spec_errors
 
@@ -233,12 +233,11 @@ class BranchFailed(RuntimeError):
 
 def _run_branch(settings: Settings, branch: Branch, stop: StopRequest) -> dict[str, Any] | None:
     """One branch, unless another has failed (then None: not started). A failure sets
-    ``stop``, which running branches see before their next stage (``STOP_RUN``)."""
+    ``stop``, which running branches see before their next stage (their Orchestrator's)."""
     if stop.is_set():
         return None
-    STOP_RUN.set(stop)  # in this branch's own context (a copy per branch)
     try:
-        return run_pipeline(settings, branch.spec, progress=False, kind="sweep-branch")
+        return run_pipeline(settings, branch.spec, progress=False, kind="sweep-branch", stop=stop)
     except BaseException as error:
         stop.stop(f"branch {branch.name} failed ({type(error).__name__})")
         raise
@@ -250,7 +249,11 @@ def _run_branches(settings: Settings, grid: SweepGrid, pool: ThreadPoolExecutor)
     stop = StopRequest()
     futures = [pool.submit(contextvars.copy_context().run, _run_branch, settings, branch, stop)
                for branch in grid.branches]
-    wait(futures)
+    try:
+        wait(futures)
+    except BaseException:  # Ctrl-C: no branch starts, the running ones stop before their next stage
+        stop.stop("the sweep was interrupted")
+        raise
     errors = [(branch, future.exception()) for branch, future in zip(grid.branches, futures) if future.exception()]
     if errors:
         skipped = [branch.name for branch, future in zip(grid.branches, futures)
@@ -279,12 +282,15 @@ def run_sweep(settings: Settings, grid: SweepGrid, out_dir: str | None = None) -
     try:
         ingest = _ingest_once(settings, grid, lineage, run_id)
         # each thread runs in a copy of this context: its tasks and artifacts belong to this flow run
-        with shared_cluster(settings) as cluster_settings, ThreadPoolExecutor(
-                max_workers=grid.max_parallel_branches, thread_name_prefix="sweep-branch") as pool:
+        with shared_cluster(settings) as cluster_settings:
+            pool = ThreadPoolExecutor(max_workers=grid.max_parallel_branches, thread_name_prefix="sweep-branch")
             # branches share datasets stage by stage: a lane holds the claims of all its stages, so a
             # branch that shares only the first of them would wait for another branch's whole lane
             branch_settings = cluster_settings.model_copy(update={"fuse_stages": False})
-            summaries = _run_branches(branch_settings, grid, pool)
+            try:
+                summaries = _run_branches(branch_settings, grid, pool)
+            finally:  # an interrupted sweep does not wait for a branch blocked on an LLM request
+                pool.shutdown(wait=False, cancel_futures=True)
         result = summarize_sweep(grid, summaries, lineage, run_id, ingest)
         result["files"] = write_outputs(result, out_dir)
         publish_sweep_artifacts(result)

@@ -61,6 +61,7 @@ class ShardOutcome:
     started_at: str
     finished_at: str
     seconds: float
+    written: int = 0  # the records the shard wrote (its dataset's own unit: pairs for collect_io)
 
 
 def _now() -> str:
@@ -78,6 +79,7 @@ def execute(job: ShardJob, schema: Schema, compute: Callable[[DataStore, ShardJo
         job.stage, job.key, job.part, schema, output.records, output.rejects,
         {
             "records_in": records_in,
+            "rejected": output.rejected(),  # over the store's count of reject records
             "rejects_by_reason": output.rejects_by_reason(),
             "stats": output.stats,
             "started_at": started_at,
@@ -105,6 +107,7 @@ def _outcome(job: ShardJob, marker: dict[str, Any], cached: bool) -> ShardOutcom
         started_at=marker.get("started_at", ""),
         finished_at=marker.get("finished_at", ""),
         seconds=float(marker.get("seconds", 0.0)),
+        written=int(marker["records"]),
     )
 
 

@@ -317,3 +317,139 @@ def test_the_ingestion_flow_reads_leetcode_folders_as_the_pipeline_does():
     records, rejects = problem_records()
     assert [o.record for o in outcomes if o.record] == records
     assert [o.rejected for o in outcomes if o.rejected] == rejects
+
+
+# -- design problems and the judge's custom node types ---------------------------------------------------
+LEETCODE_DESIGN = DATA / "leetcode_design"
+
+
+def design_functions() -> tuple[dict[str, dict], list[dict]]:
+    from codeio.sources import parse_source_specs, read_sources
+
+    records = [o.record for o in read_sources(parse_source_specs([f"leetcode:{LEETCODE_DESIGN}"]))]
+    out = normalize_shard(records, OFFLINE, llm=None)
+    UNIFIED_FUNCTION.check(out.records)
+    return {json.loads(f["origin"])["problem"]: f for f in out.records}, out.rejects
+
+
+def test_design_examples_are_call_sequences_cut_to_the_size_check():
+    from codeio.examples.design import call_sequences
+    from codeio.sandbox.sizecheck import size_violation
+
+    by_title, rejects = design_functions()
+    tally = by_title["101. Tally Counter"]
+    assert "def main_solution(operations, arguments):" in tally["main_code"]
+    assert "instance = TallyCounter(*values)" in tally["main_code"]
+    pairs = json.loads(tally["given_pairs"])
+    # six calls are over the 1 KiB size check: the longest prefixes that fit are kept
+    assert pairs[0] == {"input": {"operations": ["TallyCounter", "add", "total"], "arguments": [[5], [3], []]},
+                        "output": [None, None, 8]}
+    assert all(size_violation(p["input"]) is None for p in pairs) and len(pairs) == 4
+    assert "def input_generator():" in tally["generator_code"] and '"reset"' in tally["generator_code"]
+    assert "add, reset, total" in tally["io_description"]
+    assert "Explanation" not in tally["problem_statement"] and "At most" in tally["problem_statement"]
+    # "Input" with and without a colon; a malformed one is counted, not guessed
+    _, whole, skipped = call_sequences('Input\n["A","f"]\n[[],[1]]\nOutput\n[null,2]\nInput: ["A","f"] [[]\nOutput [null]')
+    assert whole == [[["A", "f"], [[], [1]]]] and skipped == ["design_example_malformed"]
+    # a Node the judge defines with prev/child pointers has no standard serialization here
+    assert [r["reason"] for r in rejects] == ["no_offline_pairs:custom_type:Node"]
+
+
+def test_custom_nodes_are_converted_after_the_judge_definition():
+    by_title, _ = design_functions()
+    ring = by_title["102. Clone Ring"]["main_code"]
+    assert "self.neighbors = neighbors" in ring and "return _from_graph_node(Solution().cloneRing(_to_graph_node(node)))" in ring
+    assert "_from_random_list_node(Solution().copyChain(_to_random_list_node(head)))" in by_title["103. Copy Chain"]["main_code"]
+    assert "return Solution().naryDepth(_to_nary_node(root))" in by_title["104. Nary Depth"]["main_code"]
+    links = by_title["105. Level Links"]
+    assert json.loads(links["given_pairs"])[0]["output"] == [1, "#", 2, 3, "#", 4, 5, 7, "#"]
+    assert "adjacency list" in by_title["102. Clone Ring"]["io_description"]
+
+
+def test_design_and_node_pairs_reproduce_and_design_sequences_are_generated(executor):
+    by_title, _ = design_functions()
+    title = {f["function_id"]: name for name, f in by_title.items()}
+    out = collect_io_shard(list(by_title.values()), GIVEN_ONLY, executor)
+    kept: dict[str, list] = {}
+    for pair in out.records:
+        kept.setdefault(title[pair["function_id"]], []).append(json.loads(pair["output"]))
+    assert kept["101. Tally Counter"][0] == [None, None, 8]
+    assert kept["102. Clone Ring"] == [[[2, 3], [1, 3], [1, 2]], [[2], [1]]]
+    assert kept["103. Copy Chain"] == [[[7, None], [13, 0], [11, 1]], [[1, 1], [2, 1]]]
+    assert kept["104. Nary Depth"] == [3, 2, 0]
+    assert kept["105. Level Links"][0] == [1, "#", 2, 3, "#", 4, 5, 7, "#"]
+    assert not out.rejects and {name: len(outputs) for name, outputs in kept.items() if name != "101. Tally Counter"} \
+        == {"102. Clone Ring": 2, "103. Copy Chain": 2, "104. Nary Depth": 3, "105. Level Links": 2}
+    # the design problem's generator tops its four pairs up with new call sequences (long ones are
+    # dropped by the size check like any pair); each result is what a counter gives
+    tally = [pair for pair in out.records if title[pair["function_id"]] == "101. Tally Counter"]
+    assert len(tally) == CollectConfig().max_pairs
+    assert set(out.stats["pairs_dropped"]) <= {"pair_input_too_large", "pair_duplicate"}
+    for pair in tally:
+        call = json.loads(pair["input"])
+        (start,), count, expected = call["arguments"][0], None, [None]
+        count = start
+        for name, values in zip(call["operations"][1:], call["arguments"][1:]):
+            if name == "add":
+                count += values[0]
+            elif name == "reset":
+                count = start
+            expected.append(count if name == "total" else None)
+        assert json.loads(pair["output"]) == expected
+
+
+# -- dataset rows ---------------------------------------------------------------------------------------
+ROWS = DATA / "rows" / "problems.jsonl"
+
+
+def row_outcomes() -> list:
+    import fsspec
+
+    from codeio.ingest.readers import plan_units, read_unit
+    from codeio.sources import MAX_SOURCE_BYTES_DEFAULT, parse_source_specs
+    from tasks.ingest_shards import opener
+
+    units = plan_units(parse_source_specs([f"rows:{ROWS}"]), open_fs=lambda url: fsspec.core.url_to_fs(url),
+                       rows_per_unit=100, files_per_unit=100)
+    assert len(units) == 1 and units[0].spec_kind == "rows"
+    return list(read_unit(units[0], open_file=opener({}), max_bytes=MAX_SOURCE_BYTES_DEFAULT))
+
+
+def test_rows_are_read_one_problem_each_and_unknown_layouts_are_rejected_by_name():
+    outcomes = row_outcomes()
+    records = [o.record for o in outcomes if o.record]
+    assert len(outcomes) == 5 and len(records) == 4 and {r["kind"] for r in records} == {"problem"}
+    assert [json.loads(r["unified"])["layout"] for r in records] == ["leetcodedataset", "leetcodedataset", "humaneval", "mbpp"]
+    (rejected,) = [o.rejected for o in outcomes if o.rejected]
+    assert rejected["reason"] == "unrecognised_row_layout" and "['body', 'title']" in rejected["detail"]
+    origin = json.loads(records[0]["origin"])
+    assert origin["problem"] == "pair-sum-indices" and origin["row"] == 1 and origin["layout"] == "leetcodedataset"
+
+
+def test_row_statements_travel_with_their_code_into_normalization():
+    from codeio.examples.offline import normalization_text
+
+    records = [o.record for o in row_outcomes() if o.record]
+    text = normalization_text(records[0])
+    assert text.startswith("# Problem statement (pair-sum-indices):\n# Given an integer array nums")
+    assert "# Input: nums = [2,7,11,15], target = 9" in text and "def pairSum(self" in text
+    assert "# Write a function to return the elements shared" in normalization_text(records[3])
+    assert normalization_text(records[2]) == records[2]["content"]  # HumanEval: the statement is the docstring
+
+
+def test_row_examples_and_asserts_become_pairs_that_reproduce(executor):
+    records = [o.record for o in row_outcomes() if o.record]
+    out = normalize_shard(records, OFFLINE, llm=None)
+    assert len(out.records) == 4 and not out.rejects
+    assert out.stats["offline_skipped"] == {"example_output_not_json": 1, "assert_not_a_call_equality": 3}
+    assert [f["teacher"] for f in out.records] == ["source:leetcode", "source:leetcode", "source:humaneval", "source:mbpp"]
+    humaneval = out.records[2]
+    assert "def main_solution(text):\n    return count_upper(text)" in humaneval["main_code"]
+    assert ">>>" not in humaneval["main_code"] and "Count the upper-case letters" in humaneval["problem_statement"]
+    collected = collect_io_shard(out.records, GIVEN_ONLY, executor)
+    outputs: dict[int, list] = {}
+    index = {f["function_id"]: n for n, f in enumerate(out.records)}
+    for pair in collected.records:
+        outputs.setdefault(index[pair["function_id"]], []).append(json.loads(pair["output"]))
+    assert outputs == {0: [[0, 1], [1, 2], [0, 1]], 1: [[1, 1, 2, 3, 4, 4], [0]], 2: [2, 0, 3], 3: [[4, 5], []]}
+    assert not collected.rejects

@@ -229,7 +229,7 @@ def test_dry_run_spends_nothing_and_counts_cached_responses_free(tmp_path, prefe
         assert len(server.requests) == sent
     # a rerun of the same run would cost nothing: every request it would make is cached
     assert after["cached"]["normalize"] == LIMIT
-    assert after["cached"]["synthesize"] == after["instances_estimate"] == stage(summary, "build_prompts")["out"]
+    assert after["cached"]["synthesize"] == after["instances_estimate"] == stage(summary, "build_prompts")["written"]
     assert after["requests"]["total"] == 0 and after["cost_usd"] == 0
 
 

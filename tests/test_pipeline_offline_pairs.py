@@ -119,3 +119,34 @@ def test_with_an_endpoint_statement_and_solution_reach_normalization(prefect_har
     normalize = stage(summary, "normalize")
     assert normalize["in"] == 2 and normalize["out"] == 2 and normalize["llm"]["requests"] == 2
     assert stage(summary, "collect_io")["counters"]["functions_kept"] == 2
+
+
+def test_dataset_rows_give_verified_samples_without_an_llm(prefect_harness, env):
+    out = env / "rows.jsonl"
+    summary = run(sources=[f"rows:{DATA / 'rows' / 'problems.jsonl'}"], out=str(out))
+    select = stage(summary, "ingest select")  # rows: sources are read shard by shard by the ingestion flow
+    # five rows: four problems, one row of no known layout rejected by name
+    assert select["in"] == 5 and select["out"] == 4 and select["rejects_by_reason"] == {"unrecognised_row_layout": 1}
+    assert select["counters"]["candidates"] == {"problem": 4}
+    normalize = stage(summary, "normalize")
+    assert normalize["out"] == 4 and normalize["counters"]["offline_functions"] == 4
+    collect = stage(summary, "collect_io")
+    assert collect["counters"]["functions_kept"] == 4 and summary["reconciled"]
+    rows = read_rows(out)
+    assert rows and all(row["verified"] for row in rows) and len(rows) == summary["samples"]
+    layouts = {json.loads(row["origin"])["layout"] if isinstance(row["origin"], str) else row["origin"]["layout"]
+               for row in rows}
+    assert layouts == {"leetcodedataset", "humaneval", "mbpp"}
+
+
+def test_design_problems_and_custom_nodes_give_samples_without_an_llm(prefect_harness, env):
+    out = env / "design.jsonl"
+    summary = run(sources=[f"leetcode:{DATA / 'leetcode_design'}"], out=str(out))
+    normalize = stage(summary, "normalize")
+    assert normalize["in"] == 6 and normalize["rejects_by_reason"] == {"no_offline_pairs:custom_type:Node": 1}
+    assert stage(summary, "collect_io")["counters"]["functions_kept"] == 5 and summary["reconciled"]
+    rows = read_rows(out)
+    assert rows and all(row["verified"] for row in rows)
+    prompts = [row["prompt"] for row in rows]
+    assert any("def main_solution(operations, arguments):" in p for p in prompts)
+    assert any("_to_graph_node" in p for p in prompts)

@@ -75,3 +75,8 @@ def test_stage_configs_follow_the_spec():
                                   templates, raw_sources=True)
     assert (with_endpoint.synthesize.teacher, with_endpoint.synthesize.model) == ("openai", "m")
     assert with_endpoint.normalize.teacher == "openai"
+    # the offline extractors' version keys only the runs they shape: an LLM run's normalize key
+    # (and its API spend) is not thrown away when an extractor improves
+    from codeio.examples import EXTRACTION_VERSION
+    assert configs.normalize.extraction_version == EXTRACTION_VERSION
+    assert with_endpoint.normalize.extraction_version == "" and unified_only.normalize.extraction_version == ""

@@ -152,6 +152,22 @@ def test_codeio_run_completes_and_says_loudly_what_is_missing(nobody):
     assert "SANDBOX ISOLATION INCOMPLETE (unprivileged, no user namespace)" in as_json.stderr
 
 
+def test_codeio_eval_reports_it_too(nobody):
+    env = {"CODEIO_DASK_WORKERS": "0", "CODEIO_STORE": str(nobody.home / "eval" / "store"),
+           "CODEIO_DATABASE_URL": f"sqlite:///{nobody.home / 'eval.db'}", "PREFECT_HOME": str(nobody.home / "prefect"),
+           "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120"}
+    done = refused(nobody, [nobody.python, "-m", "flows.cli", "eval", "--benchmark",
+                            f"cruxeval:{nobody.src}/tests/data/eval/cruxeval.jsonl", "--teacher", "offline",
+                            "--limit", "3", "--json"], env)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["questions"] > 0 and report["sandbox"]["modes"] == ["unprivileged, no user namespace"]
+    assert set(NAMESPACES) <= {item["guarantee"] for item in report["sandbox"]["missing"]}
+    assert report["sandbox"]["stages"] == ["answer s0", "eval_judge"], report["sandbox"]  # offline answers run code
+    assert "SANDBOX ISOLATION INCOMPLETE (unprivileged, no user namespace)" in done.stderr
+    assert "  - user_namespace (unshare: Operation not permitted (EPERM)):" in done.stderr
+
+
 REQUIRED_ERROR = ("sandbox isolation is incomplete and CODEIO_SANDBOX_REQUIRE_ISOLATION is set; missing: "
                   "user_namespace (unshare: Operation not permitted (EPERM)); network_namespace (needs the user "
                   "namespace: unshare: Operation not permitted (EPERM)); mount_namespace (needs the user "

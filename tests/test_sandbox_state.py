@@ -75,7 +75,10 @@ def test_mutable_default_in_sampling_starts_fresh(executor):
     " daemon=True).start(); time.sleep(0.05)",
     "open('state.txt', 'w').write('tampered')",
 ])
-def test_a_call_that_tampers_with_shared_state_does_not_change_the_next(executor, tamper):
+@pytest.mark.parametrize("clean_calls_before", [0, 12], ids=["first-call", "after-imports-split-off"])
+def test_a_call_that_tampers_with_shared_state_does_not_change_the_next(executor, tamper, clean_calls_before):
+    """Also after a dozen calls, when the top-level imports are no longer run
+    again for each call (child.FAST_RELOAD_AFTER)."""
     code = f"""
     import builtins, math, os, random, sys, threading, time, types
 
@@ -88,8 +91,10 @@ def test_a_call_that_tampers_with_shared_state_does_not_change_the_next(executor
                 os.environ.get("X"), os.getcwd() != "/", found]
     """
     clean = values(executor, code, [{"tamper": False}])
-    after = values(executor, code, [{"tamper": True}, {"tamper": False}, {"tamper": False}], THREADS)
-    assert after[1:] == clean * 2
+    calls = [{"tamper": False}] * clean_calls_before + [{"tamper": True}, {"tamper": False}, {"tamper": False}]
+    after = values(executor, code, calls, THREADS)
+    assert after[:clean_calls_before] == clean * clean_calls_before
+    assert after[clean_calls_before + 1:] == clean * 2
     assert clean[0][0] == 4.0 and clean[0][2] == [1, 2]
 
 
@@ -166,7 +171,25 @@ def test_top_level_imports_rebound_later_are_run_again(executor):
         acc.append(x)
         return [math["pi"], Counter(acc)]
     """
-    assert values(executor, code, [{"x": i} for i in range(3)]) == [[3, 1]] * 3
+    assert values(executor, code, [{"x": i} for i in range(20)]) == [[3, 1]] * 20
+
+
+def test_imports_split_off_bind_what_a_whole_run_binds(executor):
+    """The split is prepared after some calls, from a whole run of the top level
+    made then: a call that rebinds a global import name (or changes the load's
+    namespace) before that does not leak into the later calls."""
+    code = """
+    import math
+    from collections import Counter
+
+    def main_solution(x):
+        global math, Counter
+        out = [math.floor(2.5), Counter("aab")["a"], __name__]
+        math = None
+        Counter = None
+        return out
+    """
+    assert values(executor, code, [{"x": i} for i in range(20)]) == [[2, 2, "__codeio_sandbox__"]] * 20
 
 
 def test_code_runs_as_a_registered_module_for_every_call(executor):
@@ -201,8 +224,8 @@ def test_code_runs_as_a_registered_module_for_every_call(executor):
         return [back.left.val, Local(x).v, hints, module.Node is Node, vars(module) is globals(),
                 pickle.loads(pickle.dumps(Color.RED)) is Color.RED, os.getpid()]
     """
-    out = values(executor, code, [{"x": i} for i in range(3)])
-    assert [row[:6] for row in out] == [[i + 1, i, ["children", "left", "val"], True, True, True] for i in range(3)]
+    out = values(executor, code, [{"x": i} for i in range(20)])
+    assert [row[:6] for row in out] == [[i + 1, i, ["children", "left", "val"], True, True, True] for i in range(20)]
     assert len({row[6] for row in out}) == 1  # one child: registering the module is not tampering
 
 
@@ -246,3 +269,50 @@ def test_sys_modules_tampering_by_the_generator_still_stops_sampling(executor):
     """)
     res = executor.sample(SampleRequest(code=code, max_attempts=20, max_pairs=5))
     assert "-2.0" not in [p.output_json for p in res.pairs][1:]
+
+
+GETSOURCE = """
+import inspect
+import sys
+import traceback
+
+
+class Shape:
+    \"\"\"A shape.\"\"\"
+
+    sides = 3
+
+    def area(self):
+        return 0
+
+
+def helper(x):
+    return x + 1
+
+
+def main_solution(x):
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        tb = traceback.format_exc()
+    return [inspect.getsource(Shape).splitlines()[0], inspect.getsource(Shape.area).strip(),
+            inspect.getsource(helper).splitlines()[1].strip(), inspect.getsource(main_solution).splitlines()[0],
+            inspect.getsourcelines(helper)[1], inspect.getsource(sys.modules[__name__]).count("def "),
+            'raise ValueError("boom")' in tb, __file__ == inspect.getsourcefile(Shape)]
+
+
+def input_generator():
+    return {"x": len(inspect.getsource(helper))}
+"""
+
+
+def test_inspect_getsource_works_on_the_codes_own_classes_and_functions(executor):
+    """Code that reads its own source (inspect.getsource of a class, a method, a
+    function or the module; source lines in tracebacks) works as from a file, for
+    the load's namespace and every fresh one, and in sampling."""
+    expected = ["class Shape:", "def area(self):\n        return 0", "return x + 1", "def main_solution(x):",
+                16, 5, True, True]
+    assert values(executor, GETSOURCE, [{"x": i} for i in range(12)]) == [expected] * 12
+    res = executor.sample(SampleRequest(code=GETSOURCE, max_attempts=3, max_pairs=3))
+    assert res.status is S.OK and len(res.pairs) == 1  # the generator's one input, then duplicates
+    assert json.loads(res.pairs[0].input_json) == {"x": len("def helper(x):\n    return x + 1\n")}

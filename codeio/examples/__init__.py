@@ -1,6 +1,6 @@
 """Input/output pairs that a source already carries, found without an LLM.
 
-Corpus code is never run here: doctests and LeetCode statements are parsed
+Corpus code is never run here: doctests, LeetCode statements and dataset rows' tests are parsed
 with ``ast``/``doctest`` parsers and values read with ``ast.literal_eval``.
 What comes out is a unified function (``main_solution`` + given pairs + a
 description derived from the source and labelled as such); collect_io then
@@ -12,9 +12,17 @@ adds pairs from inputs the type-driven generator (:mod:`.typegen`) proposes.
   wrapper, the signature-derived I/O description.
 - :mod:`.doctests`: each doctest-bearing function of a file.
 - :mod:`.leetcode`: a problem folder (statement + ``class Solution``).
+- :mod:`.nodes`: the judge's node types and their JSON forms.
+- :mod:`.design`: design problems, replayed as call sequences.
+- :mod:`.rows`: dataset rows (LeetCodeDataset, HumanEval, MBPP layouts).
 - :mod:`.typegen`: candidate inputs from the signature and the example values.
 """
 
 from codeio.examples.base import Extraction, OfflineFunction
 
-__all__ = ["Extraction", "OfflineFunction"]
+# What the extractors find is part of normalize's dataset key when it runs without an LLM:
+# bump this whenever a change here finds other functions or pairs in the same source
+# (2: design problems, custom node types, dataset rows; doctest and literal fixes).
+EXTRACTION_VERSION = "2"
+
+__all__ = ["EXTRACTION_VERSION", "Extraction", "OfflineFunction"]

@@ -13,11 +13,12 @@ class OfflineFunction:
     """A unified function built from a source without an LLM."""
 
     name: str  # the corpus function or method it wraps ("palindrome.is_palindrome", "0001.Two Sum")
-    kind: str  # "doctest" or "leetcode": where its pairs come from
+    kind: str  # "doctest", "leetcode" or a row layout ("humaneval", "mbpp"): where its pairs come from
     main_code: str  # defines main_solution
     io_description: str  # derived from the signature, labelled as such
     problem_statement: str  # the source's own words (docstring, statement), labelled
     pairs: tuple[dict[str, Any], ...]  # {"input": {name: value}, "output": value}, JSON values only
+    generator_code: str | None = None  # an input_generator() for more inputs (design problems), run in the sandbox
 
 
 @dataclass

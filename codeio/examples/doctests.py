@@ -85,7 +85,7 @@ def _examples_of(docstring: str, functions: dict[str, ast.FunctionDef], found: E
         if example.exc_msg is not None:
             found.skipped["example_raises"] += 1
             continue
-        pair = _pair(call, want, functions[call.func.id], bound)
+        pair = call_pair(call, want, functions[call.func.id], bound)
         if isinstance(pair, str):
             found.skipped[pair] += 1
         else:
@@ -104,7 +104,7 @@ def _call_and_want(expression: ast.expr, want: str) -> tuple[ast.expr, str]:
     return expression, want
 
 
-def _pair(call: ast.Call, want: str, function: ast.FunctionDef, bound: dict[str, ast.expr]) -> dict[str, Any] | str:
+def call_pair(call: ast.Call, want: str, function: ast.FunctionDef, bound: dict[str, ast.expr]) -> dict[str, Any] | str:
     """The pair of one call, or the reason it cannot be one."""
     try:
         params = [name for name, _ in parameters(function.args)]
@@ -138,7 +138,7 @@ def _resolve(node: ast.expr, bound: dict[str, ast.expr]) -> ast.expr:
     return bound.get(node.id, node) if isinstance(node, ast.Name) else node
 
 
-def _prose(docstring: str) -> str:
+def docstring_prose(docstring: str) -> str:
     """The docstring without its examples."""
     try:
         parts = _PARSER.parse(docstring)
@@ -170,7 +170,7 @@ def without_examples(code: str) -> str:
         first = node.body[0]
         if not isinstance(node, ast.Module) and first.lineno == node.lineno:
             continue  # a docstring on the def line: left alone
-        prose = _prose(docstring)
+        prose = docstring_prose(docstring)
         indent = " " * first.col_offset
         if not prose and len(node.body) > 1:
             spans.append((first.lineno, first.end_lineno or first.lineno, None))
@@ -191,8 +191,9 @@ def without_examples(code: str) -> str:
     return rewritten
 
 
-def _function(source: str, tree: ast.Module, node: ast.FunctionDef, params: list[tuple[str, str | None]],
-              pairs: list[dict[str, Any]], path: str) -> OfflineFunction:
+def entry_code(source: str, tree: ast.Module, node: ast.FunctionDef, params: list[tuple[str, str | None]]) -> str:
+    """The function with what it uses from its file, doctest lines out of its
+    docstrings, and a ``main_solution`` wrapper that calls it."""
     name = node.name
     code = without_examples(slice_function(source, tree, name))
     if name != MAIN_NAME:
@@ -201,8 +202,15 @@ def _function(source: str, tree: ast.Module, node: ast.FunctionDef, params: list
             target = f"_entry_{name}"
             code += f"\n\n{target} = {name}\n"
         code += "\n\n" + entry_wrapper(node.args, target)
+    return code
+
+
+def _function(source: str, tree: ast.Module, node: ast.FunctionDef, params: list[tuple[str, str | None]],
+              pairs: list[dict[str, Any]], path: str) -> OfflineFunction:
+    name = node.name
+    code = entry_code(source, tree, node, params)
     where = f"`{name}` in {path}" if path else f"`{name}`"
-    prose = _prose(ast.get_docstring(node, clean=True) or "")
+    prose = docstring_prose(ast.get_docstring(node, clean=True) or "")
     names = ", ".join(f"`{p}`" for p, _ in params)
     question = f"Given {names}, what does `{name}` return?"
     statement = "\n\n".join(part for part in (prose, question) if part)

@@ -11,9 +11,14 @@ Offline, :func:`leetcode_function` makes a unified function of it: the
 statement's examples (``Input: a = [1,2], b = 3`` / ``Output: 4``, HTML
 unescaped, ``true/false/null`` read as JSON) are the given pairs; the solution
 gets the imports the judge would have supplied (only the names it uses), the
-``ListNode``/``TreeNode`` classes with converters, and a ``main_solution`` that
-converts JSON lists to linked lists/trees at the boundary and back, and returns
-the first argument when the method works in place (``-> None``).
+judge's node classes it needs with converters (:mod:`.nodes`: ``ListNode``,
+``TreeNode`` and four kinds of ``Node``), and a ``main_solution`` that converts
+the statement's JSON forms to nodes at the boundary and back, and returns the
+first argument when the method works in place (``-> None``). A design problem
+(no ``class Solution`` call, examples as call sequences) is replayed by
+``main_solution(operations, arguments)`` (:mod:`.design`). Rows of datasets in
+the LeetCodeDataset layout reuse :func:`parse_example` and
+:func:`solution_function` (:mod:`.rows`).
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ import builtins
 import html
 import importlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
+from codeio.examples import design
 from codeio.examples.base import Extraction, OfflineFunction, parse_module
-from codeio.examples.literals import NotJSON, read_literal
-from codeio.examples.wrapping import MAIN_NAME, Unsupported, call_parts, entry_wrapper, io_description, parameters
+from codeio.examples.literals import NotJSON, outside_strings, read_literal
+from codeio.examples.nodes import LIST_NODE, NODE, NODE_TYPES, TREE_NODE, node_flavour, node_kind
+from codeio.examples.wrapping import (MAIN_NAME, Unsupported, call_parts, checked_parameters, entry_wrapper,
+                                      io_description, parameters)
 
 KIND = "leetcode"
 FORMAT = "leetcode"  # the "format" of a problem record's payload
@@ -58,77 +67,11 @@ ARGUMENT_NAME = re.compile(r"[A-Za-z_]\w*\s*=(?!=)")
 # Modules whose names LeetCode's judge pre-imports, in the order a name is looked up.
 JUDGE_MODULES = ("collections", "heapq", "bisect", "itertools", "functools", "math", "string", "operator",
                  "typing", "re", "random")
-LIST_NODE, TREE_NODE = "ListNode", "TreeNode"
-# Custom judge types we cannot build from JSON (random pointers, N-ary nodes, interactive APIs).
-UNSUPPORTED_TYPES = ("Node", "NestedInteger", "Employee", "ImmutableListNode", "MountainArray", "Master",
+# A "#" between commas in an output: a level mark of a level-order serialization.
+LEVEL_MARK = re.compile(r"(?<=[\[,])\s*#\s*(?=[,\]])")
+# Custom judge types we cannot build from JSON (nested lists, interactive APIs); Node: see codeio.examples.nodes.
+UNSUPPORTED_TYPES = ("NestedInteger", "Employee", "ImmutableListNode", "MountainArray", "Master",
                      "Robot", "Sea", "ArrayReader", "BinaryMatrix", "CustomFunction", "GridMaster", "HtmlParser")
-
-LIST_HELPERS = '''
-# LeetCode's linked-list node, and converters from/to the JSON list of its values
-class ListNode:
-    def __init__(self, val=0, next=None):
-        self.val = val
-        self.next = next
-
-
-def _to_list_node(values):
-    head = None
-    for value in reversed(values or []):
-        head = ListNode(value, head)
-    return head
-
-
-def _from_list_node(node, limit=10000):
-    values = []
-    while node is not None and len(values) < limit:
-        values.append(node.val)
-        node = node.next
-    return values
-'''.strip("\n")
-
-TREE_HELPERS = '''
-# LeetCode's binary-tree node, and converters from/to its level order (None: no node)
-class TreeNode:
-    def __init__(self, val=0, left=None, right=None):
-        self.val = val
-        self.left = left
-        self.right = right
-
-
-def _to_tree_node(values):
-    if not values or values[0] is None:
-        return None
-    root = TreeNode(values[0])
-    level, i = [root], 1
-    while level and i < len(values):
-        following = []
-        for node in level:
-            for side in ("left", "right"):
-                if i < len(values):
-                    if values[i] is not None:
-                        child = TreeNode(values[i])
-                        setattr(node, side, child)
-                        following.append(child)
-                    i += 1
-        level = following
-    return root
-
-
-def _from_tree_node(root, limit=10000):
-    values, queue = [], [root]
-    while queue and len(values) < limit:
-        node = queue.pop(0)
-        if node is None:
-            values.append(None)
-            continue
-        values.append(node.val)
-        queue.append(node.left)
-        queue.append(node.right)
-    while values and values[-1] is None:
-        values.pop()
-    return values
-'''.strip("\n")
-
 
 # -- reading a folder (sources) ----------------------------------------------------------------
 def html_to_text(fragment: str) -> str:
@@ -162,20 +105,28 @@ def problem_folders(root: Path) -> list[Path]:
 def statement_text(payload: dict[str, Any], with_examples: bool = True) -> str:
     """The statement as plain text, optionally without its examples (they are the pairs)."""
     text = html_to_text(payload.get("statement_html") or "")
-    if not with_examples:
-        start = EXAMPLES_START.search(text)
-        if start is not None:
-            end = CONSTRAINTS_START.search(text, start.end())
-            text = (text[:start.start()].rstrip() + ("\n\n" + text[end.start():].lstrip() if end else "")).strip()
+    return text if with_examples else cut_examples(text)
+
+
+def cut_examples(text: str) -> str:
+    """A plain-text statement without its examples (from "Example 1:" up to "Constraints:")."""
+    start = EXAMPLES_START.search(text)
+    if start is not None:
+        end = CONSTRAINTS_START.search(text, start.end())
+        text = (text[:start.start()].rstrip() + ("\n\n" + text[end.start():].lstrip() if end else "")).strip()
     return text
 
 
 def statement_for_normalization(payload: dict[str, Any], code: str) -> str:
     """What the normalization LLM reads for a problem: the statement as a comment
     block above the solution, so the one normalize template serves both."""
-    title = payload.get("title") or "problem"
+    return statement_above(payload.get("title") or "problem", statement_text(payload), code)
+
+
+def statement_above(title: str, statement: str, code: str) -> str:
+    """The statement as a comment block above the code."""
     lines = [f"# Problem statement ({title}):"]
-    lines += [f"# {line}".rstrip() for line in statement_text(payload).split("\n")]
+    lines += [f"# {line}".rstrip() for line in statement.replace("\r\n", "\n").split("\n")]
     return "\n".join(lines) + "\n\n" + code
 
 
@@ -184,20 +135,11 @@ def split_arguments(text: str) -> dict[str, str] | None:
     """``a = [1,2], s = "x,y"`` -> {"a": "[1,2]", "s": '"x,y"'} (split at depth 0 outside strings)."""
     text = " ".join(text.split())
     starts: list[tuple[int, int, str]] = []  # (name start, value start, name)
-    depth, quote, escaped = 0, "", False
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if quote:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char in "[{(":
+    depth, resume = 0, 0
+    for i, char in outside_strings(text):
+        if i < resume:
+            continue
+        if char in "[{(":
             depth += 1
         elif char in "]})":
             depth -= 1
@@ -205,9 +147,7 @@ def split_arguments(text: str) -> dict[str, str] | None:
             match = ARGUMENT_NAME.match(text, i)
             if match is not None:
                 starts.append((i, match.end(), match.group(0)[:-1].strip()))
-                i = match.end()
-                continue
-        i += 1
+                resume = match.end()
     if not starts:
         return None
     values: dict[str, str] = {}
@@ -217,64 +157,68 @@ def split_arguments(text: str) -> dict[str, str] | None:
     return values
 
 
-def statement_examples(payload: dict[str, Any]) -> tuple[list[tuple[dict[str, Any] | str, Any]], list[str]]:
+Example = tuple[dict[str, Any] | str, Any]  # (arguments by name, or the bare value text; the output)
+
+
+def read_output(text: str) -> Any:
+    """An example's output as JSON; a level-order output with ``#`` level marks
+    (``[1,#,2,3,#]``) reads them as the string ``"#"``."""
+    try:
+        return read_literal(text, json_words=True)
+    except NotJSON:
+        if "#" not in text:
+            raise
+        return read_literal(LEVEL_MARK.sub('"#"', text), json_words=True)
+
+
+def parse_example(input_text: str, output_text: str) -> Example | str:
+    """One ``Input: a = 1, b = [2]`` / ``Output: 3`` example, or the reason it is skipped."""
+    try:
+        output = read_output(output_text)
+    except NotJSON:
+        return "example_output_not_json"
+    raw_input = input_text.strip()
+    arguments = split_arguments(raw_input)
+    if arguments is None:
+        return raw_input, output  # a single unnamed value: matched to the only parameter later
+    try:
+        return {name: read_literal(value, json_words=True) for name, value in arguments.items()}, output
+    except NotJSON:
+        return "example_argument_not_json"
+
+
+def statement_examples(payload: dict[str, Any]) -> tuple[list[Example], list[str]]:
     """([(arguments by name, or the bare value text), output], reasons of skipped examples)."""
-    found: list[tuple[dict[str, Any] | str, Any]] = []
+    found: list[Example] = []
     skipped: list[str] = []
     for match in EXAMPLE.finditer(statement_text(payload)):
-        try:
-            output = read_literal(match.group("output"), json_words=True)
-        except NotJSON:
-            skipped.append("example_output_not_json")
-            continue
-        raw_input = match.group("input").strip()
-        arguments = split_arguments(raw_input)
-        if arguments is None:
-            found.append((raw_input, output))  # a single unnamed value: matched to the only parameter later
-            continue
-        try:
-            found.append(({name: read_literal(value, json_words=True) for name, value in arguments.items()}, output))
-        except NotJSON:
-            skipped.append("example_argument_not_json")
+        example = parse_example(match.group("input"), match.group("output"))
+        if isinstance(example, str):
+            skipped.append(example)
+        else:
+            found.append(example)
     return found, skipped
 
 
 # -- the function ---------------------------------------------------------------------------------------
-def _entry_method(cls: ast.ClassDef, names: set[str]) -> ast.FunctionDef | None:
+@dataclass(frozen=True)
+class Problem:
+    """What a problem's function is labelled with: its title and its statement without examples."""
+
+    title: str
+    statement: str
+
+
+def _entry_method(cls: ast.ClassDef, names: set[str], wanted: str | None = None) -> ast.FunctionDef | None:
     methods = [n for n in cls.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")
                and not any(isinstance(d, ast.Name) and d.id in ("staticmethod", "classmethod") for d in n.decorator_list)]
+    if wanted is not None:
+        return next((m for m in methods if m.name == wanted), None)
     for method in methods:
         params = {a.arg for a in [*method.args.posonlyargs, *method.args.args][1:]}
         if names and params == names:
             return method
     return methods[0] if len(methods) == 1 else None
-
-
-def _node_kind(annotation: str | None) -> str | None:
-    """How a value of this annotation crosses the boundary: list_node, tree_node,
-    list_of_list_nodes, list_of_tree_nodes, or None (plain JSON)."""
-    if not annotation:
-        return None
-    for name in UNSUPPORTED_TYPES:
-        if re.search(rf"\b{name}\b", annotation):
-            raise Unsupported(f"custom_type:{name}")
-    plural = re.match(r"\s*(List|list)\[", annotation) is not None
-    if re.search(rf"\b{LIST_NODE}\b", annotation):
-        return "list_of_list_nodes" if plural else "list_node"
-    if re.search(rf"\b{TREE_NODE}\b", annotation):
-        return "list_of_tree_nodes" if plural else "tree_node"
-    return None
-
-
-TO_NODES = {"list_node": "_to_list_node({})", "tree_node": "_to_tree_node({})",
-            "list_of_list_nodes": "[_to_list_node(v) for v in {}]", "list_of_tree_nodes": "[_to_tree_node(v) for v in {}]"}
-FROM_NODES = {"list_node": "_from_list_node({})", "tree_node": "_from_tree_node({})",
-              "list_of_list_nodes": "[_from_list_node(v) for v in {}]",
-              "list_of_tree_nodes": "[_from_tree_node(v) for v in {}]"}
-NODE_MEANING = {"list_node": "a linked list (ListNode), given as the list of its values from the head",
-                "tree_node": "a binary tree (TreeNode), given in level order with null for missing children",
-                "list_of_list_nodes": "linked lists (ListNode), each given as the list of its values",
-                "list_of_tree_nodes": "binary trees (TreeNode), each given in level order"}
 
 
 def judge_imports(tree: ast.Module) -> list[str]:
@@ -284,7 +228,7 @@ def judge_imports(tree: ast.Module) -> list[str]:
     defined = {name for node in ast.walk(tree) for name in _bound(node)}
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     used |= {ast.unparse(a.value) for a in ast.walk(tree) if isinstance(a, ast.Attribute) and isinstance(a.value, ast.Name)}
-    missing = sorted(used - defined - set(dir(builtins)) - {LIST_NODE, TREE_NODE})
+    missing = sorted(used - defined - set(dir(builtins)) - {LIST_NODE, TREE_NODE, NODE})
     by_module: dict[str, list[str]] = {}
     plain: list[str] = []
     for name in missing:
@@ -313,44 +257,84 @@ def _bound(node: ast.AST) -> list[str]:
 
 
 def leetcode_function(code: str, payload: dict[str, Any]) -> Extraction:
-    """The unified function of a problem folder, or the reason there is none."""
+    """The unified function of a problem folder, or the reason there is none:
+    ``class Solution`` called with the statement's examples, or a design problem
+    (a class of its own, examples as call sequences)."""
     found = Extraction()
     tree = parse_module(code, found)
     if tree is None:
         return found
-    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == SOLUTION_CLASS), None)
-    if cls is None:
-        found.skipped["no_solution_class"] += 1  # design problems (a class per problem) are not read yet
+    title = payload.get("title") or "a LeetCode problem"
+    problem = Problem(title, statement_text(payload, with_examples=False))
+    text = statement_text(payload)
+    if design.is_design(text, tree):
+        return design_function(code, tree, text, problem, found)
+    if not any(isinstance(n, ast.ClassDef) and n.name == SOLUTION_CLASS for n in tree.body):
+        found.skipped["no_solution_class"] += 1  # SQL/pandas problems, codecs, interactive problems
         return found
     examples, skipped = statement_examples(payload)
     found.skipped.update(skipped)
+    return solution_function(code, tree, examples, problem, found)
+
+
+def solution_function(code: str, tree: ast.Module, examples: list[Example], problem: Problem, found: Extraction,
+                      method_name: str | None = None) -> Extraction:
+    """``class Solution``'s entry method (``method_name``, else the one whose
+    parameters the examples name, else the only public one) as ``main_solution``,
+    the examples as its pairs."""
+    cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == SOLUTION_CLASS), None)
+    if cls is None:
+        found.skipped["no_solution_class"] += 1
+        return found
     names = set().union(*(set(args) for args, _ in examples if isinstance(args, dict))) if examples else set()
-    method = _entry_method(cls, names)
+    method = _entry_method(cls, names, method_name)
     if method is None:
         found.skipped["no_entry_method"] += 1
         return found
+    params = checked_parameters(method.args, found.skipped, skip_first=True)
+    if params is None:
+        return found
+    returns = ast.unparse(method.returns) if method.returns is not None else None
     try:
-        params = parameters(method.args, skip_first=True)
-        kinds = {name: _node_kind(annotation) for name, annotation in params}
-        returns = ast.unparse(method.returns) if method.returns is not None else None
-        return_kind = _node_kind(returns)
+        flavour = node_flavour(code)
+        kinds = {name: _boundary(annotation, flavour) for name, annotation in [*params, ("return", returns)]}
     except Unsupported as error:
         found.skipped[str(error)] += 1
-        return found
-    if not params:
-        found.skipped["no_parameters"] += 1
         return found
     renamed: dict[str, str] = {}
     pairs = _pairs(examples, [name for name, _ in params], found, renamed)
     if not pairs:
         found.skipped["no_examples"] += 1
         return found
-    found.functions.append(_function(code, tree, payload, method, params, kinds, returns, return_kind, pairs, renamed))
+    found.functions.append(_function(code, tree, problem, method, params, kinds, returns, pairs, renamed))
     return found
 
 
-def _pairs(examples: list[tuple[dict[str, Any] | str, Any]], names: list[str], found: Extraction,
-           renamed: dict[str, str]) -> list[dict[str, Any]]:
+def _boundary(annotation: str | None, flavour: str | None) -> tuple[str, bool] | None:
+    """How a value of this annotation crosses the boundary: (node kind, plural), or None (plain JSON)."""
+    for name in UNSUPPORTED_TYPES:
+        if annotation and re.search(rf"\b{name}\b", annotation):
+            raise Unsupported(f"custom_type:{name}")
+    kind, plural = node_kind(annotation, flavour)
+    if kind is None:
+        return None
+    if kind not in NODE_TYPES:
+        raise Unsupported(f"custom_type:{NODE}")
+    return kind, plural
+
+
+def _convert(boundary: tuple[str, bool], direction: str, value: str) -> str:
+    node_type = NODE_TYPES[boundary[0]]
+    function = node_type.to_nodes if direction == "in" else node_type.from_nodes
+    return f"[{function}(v) for v in {value}]" if boundary[1] else f"{function}({value})"
+
+
+def _meaning(boundary: tuple[str, bool]) -> str:
+    meaning = NODE_TYPES[boundary[0]].meaning
+    return f"a list of: {meaning}" if boundary[1] else meaning
+
+
+def _pairs(examples: list[Example], names: list[str], found: Extraction, renamed: dict[str, str]) -> list[dict[str, Any]]:
     """The examples as pairs keyed by the method's parameter names (``renamed``
     collects the statement's names where the solution renamed them)."""
     pairs: list[dict[str, Any]] = []
@@ -377,45 +361,102 @@ def _pairs(examples: list[tuple[dict[str, Any] | str, Any]], names: list[str], f
     return pairs
 
 
-def _function(code: str, tree: ast.Module, payload: dict[str, Any], method: ast.FunctionDef,
-              params: list[tuple[str, str | None]], kinds: dict[str, str | None], returns: str | None,
-              return_kind: str | None, pairs: list[dict[str, Any]], renamed: dict[str, str]) -> OfflineFunction:
-    convert = {name: TO_NODES[kind].format(name) for name, kind in kinds.items() if kind}
+def node_helpers(tree: ast.Module, kinds: Iterable[str]) -> str:
+    """The judge's node classes the code mentions or the boundary converts, with their converters."""
+    wanted = [NODE_TYPES[kind] for kind in dict.fromkeys(kinds)]
+    for node_type in (NODE_TYPES["list_node"], NODE_TYPES["tree_node"]):
+        if node_type not in wanted and _mentions(tree, node_type.class_name):
+            wanted.append(node_type)
+    order = list(NODE_TYPES)
+    return "".join(t.helpers + "\n\n\n" for t in sorted(wanted, key=lambda t: order.index(t.kind)))
+
+
+def _function(code: str, tree: ast.Module, problem: Problem, method: ast.FunctionDef,
+              params: list[tuple[str, str | None]], kinds: dict[str, tuple[str, bool] | None], returns: str | None,
+              pairs: list[dict[str, Any]], renamed: dict[str, str]) -> OfflineFunction:
+    convert = {name: _convert(kind, "in", name) for name, kind in kinds.items() if kind and name != "return"}
     in_place = returns == "None"
     target = f"Solution().{method.name}"
+    return_kind = kinds["return"]
     if in_place:  # LeetCode judges the first argument, changed in place
         signature, call = call_parts(method.args, skip_first=True, convert=convert)
         first, first_kind = params[0][0], kinds[params[0][0]]
         if first_kind:
             wrapper = (f"def {MAIN_NAME}({signature}):\n    arguments = [{', '.join(call)}]\n"
-                       f"    {target}(*arguments)\n    return {FROM_NODES[first_kind].format('arguments[0]')}\n")
+                       f"    {target}(*arguments)\n    return {_convert(first_kind, 'out', 'arguments[0]')}\n")
         else:
             wrapper = f"def {MAIN_NAME}({signature}):\n    {target}({', '.join(call)})\n    return {first}\n"
     else:
         wrapper = entry_wrapper(method.args, target, skip_first=True, convert=convert,
-                                result=FROM_NODES[return_kind] if return_kind else "{}")
+                                result=_convert(return_kind, "out", "{}") if return_kind else "{}")
     parts = judge_imports(tree)
     header = "\n".join(parts) + "\n\n" if parts else ""
-    helpers = "".join(text + "\n\n\n" for name, text in ((LIST_NODE, LIST_HELPERS), (TREE_NODE, TREE_HELPERS))
-                      if _mentions(tree, name))
+    helpers = node_helpers(tree, [kind[0] for kind in kinds.values() if kind])
     main_code = f"{header}{helpers}{code.strip()}\n\n\n{wrapper}"
-    title = payload.get("title") or "a LeetCode problem"
-    meaning = {name: NODE_MEANING[kind] for name, kind in kinds.items() if kind}
+    meaning = {name: _meaning(kind) for name, kind in kinds.items() if kind}
     for name, statement_name in renamed.items():
         meaning[name] = meaning.get(name, f"the argument `{name}`") + f" (`{statement_name}` in the statement)"
-    if return_kind:
-        meaning["return"] = NODE_MEANING[return_kind]
-    elif in_place:
+    if in_place and not return_kind:
         meaning["return"] = f"`{params[0][0]}` after the method changed it in place"
-    shown = {name: ("list" if kind else annotation) for (name, annotation), kind in zip(params, kinds.values())}
+    shown = {name: ("list" if kinds[name] else annotation) for name, annotation in params}
     description = io_description([(name, shown[name]) for name, _ in params],
                                  "list" if return_kind else returns, pairs,
-                                 f"the signature of Solution.{method.name} and the examples of {title}", meaning)
-    statement = statement_text(payload, with_examples=False)
-    statement += (f"\n\n(the statement of {title}, its examples removed; the entry point main_solution calls "
+                                 f"the signature of Solution.{method.name} and the examples of {problem.title}", meaning)
+    statement = problem.statement
+    statement += (f"\n\n(the statement of {problem.title}, its examples removed; the entry point main_solution calls "
                   f"Solution.{method.name}; read without an LLM)")
-    return OfflineFunction(name=title, kind=KIND, main_code=main_code, io_description=description,
+    return OfflineFunction(name=problem.title, kind=KIND, main_code=main_code, io_description=description,
                            problem_statement=statement, pairs=tuple(pairs))
+
+
+def design_function(code: str, tree: ast.Module, text: str, problem: Problem, found: Extraction) -> Extraction:
+    """A design problem: the class the examples construct, replayed by ``main_solution(operations, arguments)``."""
+    sequences, whole, skipped = design.call_sequences(text)
+    found.skipped.update(skipped)
+    if not sequences:
+        found.skipped["no_examples"] += 1
+        return found
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+    name = sequences[0]["input"]["operations"][0]
+    cls = classes.get(name)
+    if cls is None:
+        found.skipped["design_class_not_defined"] += 1
+        return found
+    called = {op for sequence in whole for op in sequence[0][1:]} | {"__init__"}
+    # only what the judge calls crosses the boundary (a helper method may take the solution's own Node)
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name in called}
+    flavour = node_flavour(code)
+    converters: dict[str, tuple[list[str | None], str | None]] = {}
+    used: list[str] = []  # node kinds crossing the boundary
+    try:
+        for method_name, method in methods.items():
+            params = parameters(method.args, skip_first=True)
+            returns = ast.unparse(method.returns) if method.returns is not None else None
+            ins = [_boundary(annotation, flavour) for _, annotation in params]
+            out = _boundary(returns, flavour)
+            used += [kind[0] for kind in (*ins, out) if kind]
+            converters[method_name] = ([_convert(k, "in", "{}") if k else None for k in ins],
+                                       _convert(out, "out", "{}") if out else None)
+    except Unsupported as error:
+        found.skipped[str(error)] += 1
+        return found
+    pairs = [pair for pair in sequences if all(op in converters for op in pair["input"]["operations"][1:])]
+    whole = [sequence for sequence in whole if all(op in converters for op in sequence[0][1:])]
+    if len(pairs) < len(sequences):
+        found.skipped["example_unknown_method"] += len(sequences) - len(pairs)
+    if not pairs:
+        found.skipped["no_examples"] += 1
+        return found
+    parts = judge_imports(tree)
+    header = "\n".join(parts) + "\n\n" if parts else ""
+    main_code = f"{header}{node_helpers(tree, used)}{code.strip()}\n\n\n{design.replay_wrapper(name, converters)}"
+    description = design.io_description(name, whole, problem.title)
+    statement = problem.statement + (f"\n\n(the statement of {problem.title}, its examples removed; the entry point "
+                                     f"main_solution replays a sequence of calls on {name}; read without an LLM)")
+    found.functions.append(OfflineFunction(name=problem.title, kind=KIND, main_code=main_code,
+                                           io_description=description, problem_statement=statement,
+                                           pairs=tuple(pairs), generator_code=design.input_generator(whole)))
+    return found
 
 
 def _mentions(tree: ast.Module, name: str) -> bool:

@@ -12,7 +12,7 @@ import ast
 import io
 import math
 import tokenize
-from typing import Any
+from typing import Any, Iterator
 
 MAX_LITERAL_CHARS = 20_000  # longer example texts are not small values anyway
 # JSON words (LeetCode writes true/false/null) as Python spells them.
@@ -84,3 +84,24 @@ def python_words(text: str) -> str:
             line = lines[row - 1]
             lines[row - 1] = line[:col] + PYTHON_FOR_JSON_WORD[token.string] + line[col + len(token.string):]
     return "\n".join(lines)
+
+
+def outside_strings(text: str, start: int = 0) -> Iterator[tuple[int, str]]:
+    """(index, character) of each character of ``text`` from ``start`` that is not
+    inside a quoted string (single or double quotes, backslash escapes); the quotes
+    themselves are yielded."""
+    quote, escaped = "", False
+    for index in range(start, len(text)):
+        char = text[index]
+        if quote:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == quote:
+                quote = ""
+                yield index, char
+            continue
+        if char in "\"'":
+            quote = char
+        yield index, char

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from codeio.examples.base import Extraction
-from codeio.examples import leetcode
+from codeio.examples import leetcode, rows
 from codeio.examples.doctests import extract_doctest_functions
 
 PROBLEM_KIND = "problem"  # a statement with its solution (SourceFile.kind)
@@ -23,12 +23,14 @@ def source_path(source: dict[str, Any]) -> str:
 
 def offline_functions(source: dict[str, Any]) -> Extraction:
     """Unified functions whose pairs ``source`` carries (raw files: doctests;
-    problems: the statement's examples)."""
+    problems: the statement's examples; dataset rows: their examples or tests)."""
     if source["kind"] == "raw":
         return extract_doctest_functions(source["content"], source_path(source))
     payload = _payload(source)
     if source["kind"] == PROBLEM_KIND and payload.get("format") == leetcode.FORMAT:
         return leetcode.leetcode_function(source["content"], payload)
+    if source["kind"] == PROBLEM_KIND and payload.get("format") == rows.FORMAT:
+        return rows.row_function(source["content"], payload)
     found = Extraction()
     found.skipped[f"kind_{source['kind']}"] += 1
     return found
@@ -40,6 +42,8 @@ def normalization_text(source: dict[str, Any]) -> str:
     payload = _payload(source)
     if source["kind"] == PROBLEM_KIND and payload.get("format") == leetcode.FORMAT:
         return leetcode.statement_for_normalization(payload, source["content"])
+    if source["kind"] == PROBLEM_KIND and payload.get("format") == rows.FORMAT:
+        return rows.statement_for_normalization(source["content"], payload)
     return source["content"]
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import ast
+from collections import Counter
 from typing import Any, Iterable, Sequence
 
 MAIN_NAME = "main_solution"
@@ -121,6 +122,20 @@ def parameters(args: ast.arguments, skip_first: bool = False) -> list[tuple[str,
         raise Unsupported("variadic_parameters")
     params = [*args.posonlyargs, *args.args][1 if skip_first else 0:] + list(args.kwonlyargs)
     return [(a.arg, ast.unparse(a.annotation) if a.annotation is not None else None) for a in params]
+
+
+def checked_parameters(args: ast.arguments, skipped: Counter, skip_first: bool = False) -> list[tuple[str, str | None]] | None:
+    """:func:`parameters`, or None with the reason counted in ``skipped``
+    (``variadic_parameters``, ``no_parameters``: nothing to give as an input)."""
+    try:
+        params = parameters(args, skip_first)
+    except Unsupported as error:
+        skipped[str(error)] += 1
+        return None
+    if not params:
+        skipped["no_parameters"] += 1
+        return None
+    return params
 
 
 def call_parts(args: ast.arguments, skip_first: bool = False,

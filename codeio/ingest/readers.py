@@ -1,7 +1,8 @@
 """Corpus readers: plan a source into units (one shard each) without reading its
 rows, then read one unit at a time where the shard runs.
 
-``corpus:PATH`` takes JSONL or Parquet shards: one file, a glob, or a folder of
+``corpus:PATH`` (and ``rows:PATH``, dataset rows with a statement, an entry point
+and examples: one "problem" record per row) takes JSONL or Parquet shards: one file, a glob, or a folder of
 a downloaded dataset (every ``*.jsonl``, ``*.jsonl.gz``, ``*.jsonl.zst``,
 ``*.ndjson`` and ``*.parquet`` under it), on local disk or ``s3://`` through the
 store's options. Parquet files are split by row groups into units of about
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from codeio.sources import (ReadOutcome, SourceSpec, SourceSpecError, _check_text, _file_digest, _files_of,
+from codeio.examples import rows as dataset_rows
+from codeio.sources import (SHARD_KINDS, ReadOutcome, SourceSpec, SourceSpecError, _check_text, _file_digest, _files_of,
                             _read_jsonl, _read_leetcode, _source_record, link_problem, posixpath_join)
 from codeio.records import reject
 
@@ -141,7 +143,7 @@ def plan_units(specs: list[SourceSpec], open_fs: Callable[[str], tuple[Any, str]
                                     .encode()).hexdigest()
             units.append(CorpusUnit(spec.display, spec.kind, spec.path, "rows", str(root), "leetcode", print_))
             continue
-        if spec.kind != "corpus":
+        if spec.kind not in SHARD_KINDS:
             # jsonl: / unified: files (small, local): one unit each
             path = spec.resolved
             units.append(CorpusUnit(spec.display, spec.kind, spec.path, "rows", str(path), "jsonl",
@@ -192,6 +194,27 @@ def corpus_row(spec: SourceSpec, row: dict[str, Any], row_number: int, record_id
     return ReadOutcome(_source_record(spec, "raw", origin, text, None), None)
 
 
+def problem_row(spec: SourceSpec, row: dict[str, Any], row_number: int, record_id: str, max_bytes: int,
+                file_path: str) -> ReadOutcome:
+    """A dataset row with a statement, an entry point and examples: one "problem"
+    record (its code as content, statement and examples as the payload), or a
+    reject naming why (``unrecognised_row_layout`` lists the row's fields)."""
+    read = dataset_rows.read_row(row)
+    if isinstance(read, str):
+        return ReadOutcome(None, reject(record_id, read, f"fields {sorted(row)[:20]}; known layouts: "
+                                        f"{', '.join(dataset_rows.LAYOUTS)} (codeio/examples/rows.py)"))
+    code, payload = read
+    text, reason, detail = _check_text(code.encode("utf-8", "surrogatepass"), max_bytes)
+    if text is None:
+        return ReadOutcome(None, reject(record_id, reason or "invalid", detail))
+    if len(json.dumps(payload)) > max_bytes:
+        return ReadOutcome(None, reject(record_id, "too_large", f"statement and examples over {max_bytes} bytes"))
+    origin: dict[str, Any] = {"source": spec.display, "path": file_path, "row": row_number, "file": file_path,
+                              "layout": payload["layout"], "problem": payload.get("title"),
+                              "license": _json_safe(row.get("license"))}
+    return ReadOutcome(_source_record(spec, "problem", origin, text, payload), None)
+
+
 def read_unit(unit: CorpusUnit, open_file: Callable[[str], Any], max_bytes: int) -> Iterator[ReadOutcome]:
     """Every row or file of one unit, as records or rejects (in order)."""
     spec = SourceSpec(unit.spec_kind, unit.spec_path, unit.source)
@@ -214,6 +237,8 @@ def read_unit(unit: CorpusUnit, open_file: Callable[[str], Any], max_bytes: int)
             yield row if row.rejected is None else ReadOutcome(None, dict(row.rejected, record_id=record_id))
         elif not isinstance(row, dict):
             yield ReadOutcome(None, reject(record_id, "malformed_row", "row is not a JSON object"))
+        elif unit.spec_kind == "rows":
+            yield problem_row(spec, row, number, record_id, max_bytes, unit.path)
         else:
             yield corpus_row(spec, row, number, record_id, max_bytes, unit.path)
 

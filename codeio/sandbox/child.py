@@ -12,6 +12,7 @@ import builtins
 import errno
 import importlib.machinery
 import json
+import linecache
 import os
 import random
 import signal
@@ -26,6 +27,11 @@ from codeio.sandbox.sizecheck import is_finite, size_violation
 MODULE_NAME = "__codeio_sandbox__"  # not "__main__": demo blocks of scraped code stay inert
 CODE_FILENAME = "<code>"
 MAX_TRACEBACK_CHARS = 2000
+# A call's top level is run again from the compiled code, imports included (a
+# cached import is ~1 us). After this many re-runs, with as many calls still to
+# come, the top-level imports are split off once (parsing the code again costs
+# about as much as eight re-runs of a typical import header).
+FAST_RELOAD_AFTER = 8
 MAX_MESSAGE_CHARS = 1000
 EXIT_MEMORY = 97  # the child could not even report a MemoryError
 EXIT_INTERNAL = 98
@@ -167,10 +173,19 @@ def install_seed_on_import() -> None:
 def new_code_module() -> Any:
     """A new module for the code to run in. It goes in ``sys.modules`` under its
     ``__name__``: dataclasses, typing.get_type_hints, pickle and enum look a class's
-    module up there by ``__module__``."""
+    module up there by ``__module__``. Its ``__file__`` is the code's file name,
+    whose lines are in ``linecache`` (see :func:`cache_source`): ``inspect.getsource``
+    and tracebacks find the code as they would in a file."""
     module = type(sys)(MODULE_NAME)
     module.__builtins__ = builtins  # type: ignore[attr-defined]
+    module.__file__ = CODE_FILENAME  # type: ignore[attr-defined]
     return module
+
+
+def cache_source(code: str) -> None:
+    """The code's lines in ``linecache`` under its file name (no modification time:
+    ``linecache.checkcache`` keeps such entries, as it does for zip imports)."""
+    linecache.cache[CODE_FILENAME] = (len(code), None, code.splitlines(True), CODE_FILENAME)
 
 
 def code_module() -> Any:
@@ -206,10 +221,21 @@ class StateGuard:
         self.cwd = os.getcwd()
         self.path = list(sys.path)
         self.meta_path = list(sys.meta_path)
-        self.watched = [(vars(m), tuple(vars(m))) for m in self._watched(namespace)]
-        self.modules = self._modules()
-        self.attributes = self._attributes()
-        self.tags = _version_tags([sys.modules] + [d for d, _ in self.watched])
+        snapshot = _SNAPSHOT if _SNAPSHOT.tags is not None else None
+        self.watched = []
+        attributes = []
+        for module in self._watched(namespace):
+            entry = snapshot.unchanged(module) if snapshot is not None else None
+            if entry is None:  # written to since the server's snapshot (or no tags): read it here
+                names = tuple(vars(module))
+                entry = (names, tuple(map(id, map(vars(module).get, names))))
+            self.watched.append((vars(module), entry[0]))
+            attributes.append(entry[1])
+        # Taken before the fork and still a valid reference (see ServerSnapshot).
+        self.modules = snapshot.modules if snapshot is not None else self._modules()
+        self.attributes = attributes
+        self.tags = _version_tags([sys.modules] + [d for d, _ in self.watched],
+                                  snapshot.cells if snapshot is not None else None)
         self.tag_values = self.tags.read() if self.tags is not None else None
         self.threads = len(sys._current_frames())
         self.cwd_mtime = os.stat(self.cwd).st_mtime_ns
@@ -290,11 +316,12 @@ def _environ_data() -> dict[bytes, bytes]:
 class _VersionTags:
     """The version tags of some dicts (CPython 3.11-3.13 ``ma_version_tag``): read in C."""
 
-    def __init__(self, dicts: list[dict[Any, Any]]) -> None:
+    def __init__(self, dicts: list[dict[Any, Any]], known: dict[int, Any] | None = None) -> None:
         import ctypes
 
         self.dicts = dicts  # kept alive: the addresses below point into them
-        self.cells = [ctypes.c_uint64.from_address(id(d) + _TAG_OFFSET) for d in dicts]
+        known = known or {}
+        self.cells = [known.get(id(d)) or ctypes.c_uint64.from_address(id(d) + _TAG_OFFSET) for d in dicts]
 
     def read(self) -> list[int]:
         return [cell.value for cell in self.cells]
@@ -303,12 +330,11 @@ class _VersionTags:
 _TAG_OFFSET = 3 * 8  # PyObject_HEAD (refcount, type), ma_used, then ma_version_tag
 
 
-def _version_tags(dicts: list[dict[Any, Any]]) -> _VersionTags | None:
-    """Tags when this interpreter has them where expected (checked on a probe dict:
-    the tag must change on each write and not otherwise); else None, and every
-    check compares attributes one by one."""
+def _tags_work() -> bool:
+    """Does this interpreter have the tags where expected? (Checked on a probe dict:
+    the tag must change on each write and not otherwise.)"""
     if sys.implementation.name != "cpython" or not (3, 11) <= sys.version_info[:2] <= (3, 13):
-        return None
+        return False
     probe: dict[str, int] = {}
     tags = _VersionTags([probe])
     first = tags.read()
@@ -317,9 +343,83 @@ def _version_tags(dicts: list[dict[Any, Any]]) -> _VersionTags | None:
     unchanged = tags.read()
     probe["a"] = 2
     third = tags.read()
-    if not (first != second == unchanged != third):
+    return first != second == unchanged != third
+
+
+def _version_tags(dicts: list[dict[Any, Any]], known: dict[int, Any] | None = None) -> _VersionTags | None:
+    """Tags when this interpreter has them (else None, and every check compares
+    attributes one by one); ``known`` holds cells made before (the snapshot's)."""
+    if not _tags_work():
         return None
-    return _VersionTags(dicts)
+    return _VersionTags(dicts, known)
+
+
+class ServerSnapshot:
+    """The guard's reference state, taken in the fork server before each fork.
+
+    Reading every attribute of the watched modules in a child (``id()`` of each)
+    writes their reference counts: every page they live on is copied, some 500
+    page faults per child. The server reads them once instead; a child takes the
+    snapshot of a module whose dict version tag has not moved since (no write to
+    it in between: tags only grow), and reads the others itself. The modules in
+    ``sys.modules`` are the snapshot's too: after loading, the child's list starts
+    with them unless the load replaced or removed one, and then the guard sees a
+    change at the first call that imports anything (a fresh child for the rest:
+    conservative, never wrong)."""
+
+    def __init__(self) -> None:
+        self.tags: bool | None = None  # unknown until the first refresh
+        self.modules: tuple[int, ...] = ()
+        self.modules_tag = -1
+        self.entries: dict[str, tuple[dict[str, Any], int, tuple[str, ...], tuple[int, ...]]] = {}
+        self.cells: dict[int, Any] = {}
+
+    def refresh(self) -> None:
+        """Bring the snapshot up to date (in the server). Only when ``sys.modules`` was
+        written to since the last refresh (an import): the server's modules are not
+        written to between forks, and a module whose dict was is not taken from the
+        snapshot anyway (its tag moved)."""
+        if self.tags is None:
+            self.tags = _tags_work() or False
+        if not self.tags:
+            return
+        modules_cell = self._cell(sys.modules)
+        if modules_cell.value == self.modules_tag:
+            return
+        self.modules = StateGuard._modules()
+        self.modules_tag = modules_cell.value
+        for name, module in list(sys.modules.items()):
+            namespace = getattr(module, "__dict__", None)
+            if name == MODULE_NAME or type(module) is not type(sys) or not isinstance(namespace, dict):
+                continue
+            entry = self.entries.get(name)
+            tag = self._cell(namespace).value
+            if entry is None or entry[0] is not namespace or entry[1] != tag:
+                names = tuple(namespace)
+                self.entries[name] = (namespace, tag, names, tuple(map(id, map(namespace.get, names))))
+
+    def _cell(self, namespace: dict[Any, Any]) -> Any:
+        cell = self.cells.get(id(namespace))
+        if cell is None:
+            cell = self.cells[id(namespace)] = _VersionTags([namespace]).cells[0]
+        return cell
+
+    def unchanged(self, module: Any) -> tuple[tuple[str, ...], tuple[int, ...]] | None:
+        """(names, ids) of the module's attributes as the server saw them, when its
+        dict was not written to since."""
+        entry = self.entries.get(module.__name__)
+        namespace = vars(module)
+        if entry is None or entry[0] is not namespace or self.cells[id(namespace)].value != entry[1]:
+            return None
+        return entry[2], entry[3]
+
+
+_SNAPSHOT = ServerSnapshot()
+
+
+def snapshot_before_fork() -> None:
+    """Called by the fork server right before each fork."""
+    _SNAPSHOT.refresh()
 
 
 class Child:
@@ -348,6 +448,7 @@ class Child:
         self._install_streams(limits["max_output_bytes"])
         self.module = code_module()
         self.namespace = vars(self.module)
+        cache_source(self.job["code"])
         t0 = time.perf_counter()
         try:
             self.compiled = compile(self.job["code"], CODE_FILENAME, "exec")
@@ -364,18 +465,24 @@ class Child:
                     "status": "exception", "error_type": "NameError",
                     "error_message": f"name '{name}' is not defined (or not callable)"}})
                 return False
-        self._prepare_fast_reload()
+        self.without_imports = None
+        self.import_bindings: dict[str, Any] = {}
+        self.reruns = 0
         self.guard = StateGuard(self.namespace)
+        self.source_entry = linecache.cache.get(CODE_FILENAME)
         self.send({"load": "ok"})
         return True
 
-    def fresh_namespace(self) -> dict[str, Any]:
+    def fresh_namespace(self, remaining: int) -> dict[str, Any]:
         """The code's top level run again in a new namespace: every call starts from
         the state right after loading (globals, mutable defaults, caches of the code).
 
-        The top-level imports are not run again when that is provably the same:
-        they only bind names to modules and attributes the guard watches, so the
-        names are bound as after loading and the rest of the top level is run."""
+        After ``FAST_RELOAD_AFTER`` re-runs with at least as many calls to come, the
+        top-level imports are not run again when that is provably the same: they only
+        bind names to modules and attributes the guard watches, so the names are bound
+        as after loading and the rest of the top level is run."""
+        self.reruns += 1
+        linecache.cache[CODE_FILENAME] = self.source_entry
         module = new_code_module()
         self.guard.register(module)
         namespace = vars(module)
@@ -384,13 +491,15 @@ class Child:
             exec(self.without_imports, namespace)
         else:
             exec(self.compiled, namespace)
+            if self.reruns == FAST_RELOAD_AFTER and remaining >= FAST_RELOAD_AFTER:
+                self._prepare_fast_reload(namespace)
+                self.guard.register(module)  # this call's module again
         return namespace
 
-    def _prepare_fast_reload(self) -> None:
+    def _prepare_fast_reload(self, reference: dict[str, Any]) -> None:
         """Split off the top-level imports, and keep that only if a run of the rest
-        with the imported names pre-bound gives the same bindings as the load."""
-        self.without_imports = None
-        self.import_bindings: dict[str, Any] = {}
+        with the imported names pre-bound as in ``reference`` (a whole run of the
+        top level, made just now) gives the same bindings."""
         try:
             tree = ast.parse(self.job["code"])
         except (SyntaxError, ValueError, RecursionError, MemoryError):
@@ -406,19 +515,22 @@ class Child:
         if not names:
             return
         missing = object()
-        bindings = {name: self.namespace.get(name, missing) for name in names}
+        bindings = {name: reference.get(name, missing) for name in names}
         if any(value is missing for value in bindings.values()):
             return
+        printed = self.sink.used  # the probe's prints are not the call's
         try:
             code = compile(ast.Module(body=rest, type_ignores=[]), CODE_FILENAME, "exec")
-            probe = vars(code_module())
+            probe_module = new_code_module()
+            self.guard.register(probe_module)  # a write the guard does not take for a change
+            probe = vars(probe_module)
             probe.update(bindings)
             exec(code, probe)
         except BaseException:  # noqa: BLE001 - any doubt: run the whole top level each time
             return
         finally:
-            sys.modules[MODULE_NAME] = self.module
-        if probe.keys() != self.namespace.keys() or any(probe[n] is not bindings[n] for n in names):
+            self.sink.used = printed
+        if probe.keys() != reference.keys() or any(probe[n] is not bindings[n] for n in names):
             return
         self.without_imports = code
         self.import_bindings = bindings
@@ -436,7 +548,7 @@ class Child:
             self._install_streams(limits["max_output_bytes"])
             if i > start:
                 try:
-                    namespace = self.fresh_namespace()
+                    namespace = self.fresh_namespace(len(inputs) - i)
                 except BaseException as exc:  # the top level failed this time (nondeterministic code)
                     self.send(exception_result(exc, status="output_limit" if isinstance(exc, OutputLimitExceeded) else None))
                     return
@@ -569,7 +681,7 @@ class Child:
             np_state = np_random.get_state() if np_random is not None else None
             signal.setitimer(signal.ITIMER_REAL, per_call)
             try:
-                fn = self.fresh_namespace()[job["entry"]]
+                fn = self.fresh_namespace(max_attempts - attempts)[job["entry"]]
                 _seed(job["seed"])
                 value = fn(**_loads(input_json))
             except CallTimeout:

@@ -236,7 +236,7 @@ class Server:
                 importlib.import_module(name)
             except Exception as exc:  # noqa: BLE001
                 self.missing.append(f"{name}: {type(exc).__name__}")
-        child = importlib.import_module("codeio.sandbox.child")
+        child = self.child_module = importlib.import_module("codeio.sandbox.child")
         child.install_seed_on_import()
         child.warm_up()
         # Children must not walk (and so copy-on-write) every preloaded object in a GC pass.
@@ -325,6 +325,7 @@ class Server:
         workdir = self._make_workdir()
         r, w = os.pipe()
         jr, jw = os.pipe()
+        self.child_module.snapshot_before_fork()
         pid = os.fork()
         if pid == 0:
             try:

@@ -21,9 +21,18 @@ class StageOutput:
     # the stage's unit kept, when its records are not that unit (collect_io counts functions in,
     # kept and rejected, and writes pairs): the summary's out, so that in = out + rejected
     kept: int | None = None
+    # inputs a selection left out, counted by reason without a reject record each: they are
+    # unchanged input records (the pairs beyond K of build_prompts), not failures
+    not_selected: dict[str, int] = field(default_factory=dict)
 
     def rejects_by_reason(self) -> dict[str, int]:
-        return dict(Counter(r["reason"] for r in self.rejects))
+        counts = Counter(r["reason"] for r in self.rejects)
+        counts.update({reason: n for reason, n in self.not_selected.items() if n})
+        return dict(counts)
+
+    def rejected(self) -> int:
+        """Rejects in the unit of the shard's input: the reject records and the not selected."""
+        return len(self.rejects) + sum(self.not_selected.values())
 
 
 def config_dict(config: Any) -> dict[str, Any]:

@@ -1,5 +1,10 @@
 """build_prompts: the first K pairs of each function give one output-prediction
-and one input-prediction instance each (50/50 by construction)."""
+and one input-prediction instance each (50/50 by construction).
+
+Its books are kept in pairs, the unit it reads: in = the pairs, out = the pairs
+used, and the pairs beyond K are counted ``not_sampled`` (no reject record: they
+are the input pairs, unchanged). It writes ``len(tasks)`` instances per pair
+used (the summary's ``written``)."""
 
 from __future__ import annotations
 
@@ -11,6 +16,8 @@ from codeio.records import INSTANCE, IO_PAIR, UNIFIED_FUNCTION, dumps, stable_id
 from codeio.stages.base import StageOutput
 
 VERSION = "1"
+NOT_SAMPLED = "not_sampled"  # a pair beyond the first K of its function
+NO_FUNCTION = "function_missing"  # a pair whose function is not in the shard (never, from collect_io)
 READS = (UNIFIED_FUNCTION, IO_PAIR)
 WRITES = INSTANCE
 TASKS = ("output", "input")
@@ -58,6 +65,9 @@ def build_prompts_shard(
         for pair in chosen:
             for task in config.tasks:
                 out.records.append(_instance(function, pair, task, config, templates))
+    out.kept = out.stats["pairs_used"]
+    out.not_selected = {NOT_SAMPLED: out.stats["pairs_unused"],
+                        NO_FUNCTION: len(pairs) - out.stats["pairs_used"] - out.stats["pairs_unused"]}
     return out
 
 

@@ -42,6 +42,9 @@ class NormalizeConfig:
     template_version: str = parsing.NORMALIZE_TEMPLATE_VERSION
     template_hash: str = ""  # hash of the (possibly overridden) template text
     json_mode: bool = False
+    # codeio.examples.EXTRACTION_VERSION when the offline extractors make the functions ("" with an
+    # LLM, whose output they do not shape), so an improved extractor is not answered from the cache
+    extraction_version: str = ""
 
 
 def normalize_shard(
@@ -123,7 +126,7 @@ def _from_offline(source: dict[str, Any], function: OfflineFunction) -> dict[str
         source,
         main_code=function.main_code,
         io_description=function.io_description,
-        generator_code=None,
+        generator_code=function.generator_code,
         problem_statement=function.problem_statement,
         given_pairs=list(function.pairs),
         teacher=f"source:{function.kind}",
