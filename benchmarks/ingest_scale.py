@@ -44,6 +44,22 @@ one walk over all 96,000 candidates):
 share moves with the machine's other load more than with the flow; the CPU share
 says what the flow costs: the Dask worker processes (+20 CPU s: Prefect task runs,
 worker start-up) and the flow process (+3-10 CPU s: flow engine, scheduler, lineage).
+
+On a quiet machine (load 0-2, same code, 17:11 UTC 2 Dec 2026):
+
+    direct: 45.0 s, CPU s by process {'api': 0.6, 'main': 1.9, 'workers': 83.9}
+    flow:   58.1 s, CPU s by process {'api': 2.6, 'main': 4.3, 'workers': 103.3} (CPU share 0.216)
+    files_per_s=1721 orchestration_share=0.226 peak_rss_mb=1434
+
+so the target share of 0.10 is not met. Where the flow's extra CPU goes, measured with
+no-op Prefect tasks on the same LocalCluster and profiled with py-spy in the workers:
+a task run costs ~130 ms of worker CPU, ~55 ms in the API server and ~50 ms in the flow
+process once warm (the first ~40 task runs cost ~10 s more: the workers' imports), and
+most of the worker's share is Prefect building a new client for every task run
+(``SyncPrefectClient.__init__`` -> ``ssl.create_default_context``, loading the system CA
+store: ~45%) and hydrating its settings model from the environment (~35%). The
+ingestion flow has 2 task runs per shard plus one; what is left to try: fewer, larger
+units per task (memory stays bounded by a unit), or a client kept per worker thread.
 """
 
 from __future__ import annotations
