@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from codeio.ingest.select import _name as record_name  # noqa: PLC2701 - the name rejects use
-from codeio.llm.base import ChatLLM, ChatRequest, is_transient_failure
+from codeio.llm.base import ChatLLM, ChatRequest
 from codeio.records import dumps, reject
 from codeio.stages.base import StageOutput
 
@@ -111,10 +111,7 @@ def judge_shard(candidates: Sequence[dict[str, Any]], config: JudgeConfig, llm: 
         result, verdict = verdicts[record["source_id"]]
         name = f"{record['source_id']} ({record_name(record)})"
         if not result.ok:
-            head = (result.error or "unknown").split(":", 1)[0].split(" ", 1)[0][:40]
-            out.rejects.append(reject(name, f"{FAILED}:{head}", f"{result.error}\n---\n{result.text or ''}"))
-            if is_transient_failure(result.error):
-                out.stats["retryable"] = out.stats.get("retryable", 0) + 1
+            out.reject_failed_call(name, FAILED, result.error, result.text)
         elif verdict is None:
             out.rejects.append(reject(name, MALFORMED, f"no 'SCORE: <0-5>' line in the reply\n---\n{result.text}"))
         elif verdict.score < config.min_score:

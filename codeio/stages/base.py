@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from codeio.records import stable_id
+from codeio.records import reject, stable_id
 
 
 @dataclass
@@ -29,6 +29,17 @@ class StageOutput:
         counts = Counter(r["reason"] for r in self.rejects)
         counts.update({reason: n for reason, n in self.not_selected.items() if n})
         return dict(counts)
+
+    def reject_failed_call(self, record_id: str, prefix: str, error: str | None, text: str | None) -> None:
+        """An LLM call that failed, as a reject ``<prefix>:<reason head>`` (``http_400``,
+        ``finish_reason=length``...) holding the whole error and reply; a transient one is
+        counted ``retryable``, so the shard is not marked done and the next run retries it."""
+        from codeio.llm.base import is_transient_failure
+
+        head = (error or "unknown").split(":", 1)[0].split(" ", 1)[0][:40]
+        self.rejects.append(reject(record_id, f"{prefix}:{head}", f"{error}\n---\n{text or ''}"))
+        if is_transient_failure(error):
+            self.stats["retryable"] = self.stats.get("retryable", 0) + 1
 
     def rejected(self) -> int:
         """Rejects in the unit of the shard's input: the reject records and the not selected."""

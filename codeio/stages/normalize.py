@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from codeio import normalize as parsing
 from codeio.examples import OfflineFunction
 from codeio.examples.offline import normalization_text, offline_functions
-from codeio.llm.base import ChatLLM, ChatRequest, is_transient_failure
+from codeio.llm.base import ChatLLM, ChatRequest
 from codeio.records import SOURCE_FILE, UNIFIED_FUNCTION, dumps, reject, stable_id
 from codeio.stages.base import StageOutput
 
@@ -152,10 +152,7 @@ def _normalize_with_llm(raw: list[dict[str, Any]], config: NormalizeConfig, llm:
     out.stats["llm"] = usage.as_dict()
     for source, result in zip(raw, results):
         if not result.ok:
-            detail = f"{result.error}\n---\n{result.text or ''}"
-            out.rejects.append(reject(source["source_id"], f"llm_failed:{_short(result.error)}", detail))
-            if is_transient_failure(result.error):
-                out.stats["retryable"] = out.stats.get("retryable", 0) + 1
+            out.reject_failed_call(source["source_id"], "llm_failed", result.error, result.text)
             continue
         try:
             parsed = parsing.parse_normalization(result.text, json_mode=config.json_mode)
@@ -176,8 +173,3 @@ def _normalize_with_llm(raw: list[dict[str, Any]], config: NormalizeConfig, llm:
                 llm_call_id=result.call_id,
             )
         )
-
-
-def _short(error: str | None) -> str:
-    """Counted reason head of an LLM failure (``http_400``, ``finish_reason=length``...)."""
-    return (error or "unknown").split(":", 1)[0].split(" ", 1)[0][:40]
