@@ -401,10 +401,24 @@ SECCOMP_PROGRAM = _filter_program() if _ARCH is not None else b""
 def install_seccomp() -> None:
     """Load the filter in this process (inherited by whatever it forks). The
     frame protocol uses only pipes and write(): nothing the filter refuses."""
-    buf = ctypes.create_string_buffer(SECCOMP_PROGRAM, len(SECCOMP_PROGRAM))
-    prog = _SockFprog(len(SECCOMP_PROGRAM) // 8, ctypes.cast(buf, ctypes.c_void_p))
+    load_seccomp(SECCOMP_PROGRAM)
+
+
+def load_seccomp(program: bytes) -> None:
+    """Load a classic-BPF seccomp ``program`` (packed ``HBBI`` instructions) in this
+    process, with no_new_privs set first as the kernel requires of an unprivileged caller."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_void_p))
     prctl(PR_SET_NO_NEW_PRIVS, 1)
     _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0), "seccomp")
+
+
+def syscall_numbers() -> tuple[int, dict[str, int]]:
+    """This machine's seccomp audit arch and the syscall numbers the filter knows (LookupError
+    where the architecture has no table: no filter there)."""
+    if _ARCH is None:
+        raise LookupError(f"no seccomp syscall table for {platform.machine()}")
+    return _ARCH
 
 
 def set_not_dumpable() -> None:
