@@ -2,8 +2,10 @@
 
 Functions with an input generator are sampled (up to 1000 generator calls, 10
 distinct pairs, at least 2 kept). Functions from unified sources bring their
-own pairs, which must reproduce here (within the answer tolerance); a kept pair
-holds the output the code returned here, the given one stays as provenance.
+own pairs, which must reproduce here (within the answer tolerance, or as the
+same elements listed in another order: LeetCode examples show one order of an
+answer "in any order"); a kept pair holds the output the code returned here,
+the given one stays as provenance.
 When the row also has an input generator, it tops them up to the same 10; when
 it has none, inputs drawn after the shapes of the reproduced pairs' values do
 (codeio.examples.typegen). Either way the kept inputs are run again in a server
@@ -28,8 +30,9 @@ from codeio.sandbox.sizecheck import size_violation
 from codeio.records import IO_PAIR, UNIFIED_FUNCTION, dumps, reject, stable_id
 from codeio.stages.base import StageOutput
 
-VERSION = "3"  # 2: kept given pairs hold the executed output; the re-check compares two executions
+VERSION = "4"  # 2: kept given pairs hold the executed output; the re-check compares two executions
 # 3: given pairs topped up from the row's input generator, else from type-driven inputs
+# 4: a given output in another list order reproduces
 READS = UNIFIED_FUNCTION
 WRITES = IO_PAIR
 MISSING_PACKAGE_ERRORS = ("ModuleNotFoundError", "ImportError")
@@ -299,11 +302,32 @@ def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Execu
         actual = json.loads(result.value_json)
         if not is_finite_value(actual):
             dropped.append(reject(pair_ref, "pair_non_finite_output", result.value_json))
-        elif not values_match(actual, want):
+        elif not values_match(actual, want) and not same_elements(actual, want):
             dropped.append(reject(pair_ref, "pair_not_reproduced", f"given {dumps(want)}, got {result.value_json}"))
         else:
             kept.append((input_json, result.value_json, dumps(want)))
     return kept, None, dropped
+
+
+def same_elements(actual: Any, given: Any) -> bool:
+    """Whether two outputs hold the same elements, each list's items in any order
+    (nested lists too). It only vets a given pair: the pair kept holds what the code
+    returned, so a looser vetting never puts a wrong output in a pair."""
+    if not isinstance(actual, list) or not isinstance(given, list) or len(actual) != len(given):
+        return False
+    try:
+        return canonical_json(_unordered(actual)) == canonical_json(_unordered(given))
+    except RecursionError:
+        return False
+
+
+def _unordered(value: Any) -> Any:
+    """The value with every list's items sorted by their canonical JSON, recursively."""
+    if isinstance(value, list):
+        return sorted((_unordered(item) for item in value), key=lambda item: canonical_json(item) or "")
+    if isinstance(value, dict):
+        return {key: _unordered(item) for key, item in value.items()}
+    return value
 
 
 def _given_pair_problem(pair: dict[str, Any], seen_inputs: list[str]) -> str | None:
