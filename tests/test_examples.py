@@ -205,6 +205,16 @@ def test_leetcode_folders_are_read_as_problems_with_their_statement():
     assert json.loads(first["origin"])["path"].endswith("0001.Sum of Evens/Solution.py")
 
 
+def test_a_premium_problem_lock_is_not_part_of_its_title():
+    from codeio.examples.leetcode import read_statement
+
+    readme = ("# [244. Shortest Word Distance II \U0001F512](https://leetcode.com/problems/shortest-word-distance-ii)\n\n"
+              "## Description\n\n<!-- description:start -->\n<p>Design it.</p>\n<!-- description:end -->\n")
+    payload = read_statement(readme)
+    assert payload["title"] == "244. Shortest Word Distance II" and payload["premium"] is True
+    assert read_statement(readme.replace(" \U0001F512", ""))["premium"] is False
+
+
 def test_statement_examples_are_unescaped_literals_and_split_outside_strings():
     from codeio.examples.leetcode import split_arguments, statement_examples, statement_text
 

@@ -48,6 +48,8 @@ SOLUTION_CLASS = "Solution"
 DESCRIPTION_SPAN = re.compile(r"<!--\s*description:start\s*-->(.*?)<!--\s*description:end\s*-->", re.S)
 DESCRIPTION_HEADING = re.compile(r"^##\s+Description\s*$(.*?)(?=^##\s)", re.S | re.M)
 TITLE_LINE = re.compile(r"^#\s+\[(?P<title>[^\]]+)\]\((?P<url>[^)]*)\)", re.M)
+# A premium problem's heading ends in a lock ("244. Shortest Word Distance II 🔒"): not part of its title.
+PREMIUM_MARK = re.compile(r"\s*\U0001F512\s*$")
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 DIFFICULTY = re.compile(r"^difficulty:\s*(\S+)", re.M)
 # HTML -> text: line breaks for block ends, ^ for superscripts, then no tags.
@@ -92,7 +94,8 @@ def read_statement(readme: str) -> dict[str, Any] | None:
     title = TITLE_LINE.search(readme)
     front = FRONT_MATTER.match(readme)
     difficulty = DIFFICULTY.search(front.group(1)) if front else None
-    return {"format": FORMAT, "title": title.group("title").strip() if title else "",
+    heading = title.group("title").strip() if title else ""
+    return {"format": FORMAT, "title": PREMIUM_MARK.sub("", heading), "premium": bool(PREMIUM_MARK.search(heading)),
             "url": title.group("url").strip() if title else "",
             "difficulty": difficulty.group(1) if difficulty else None, "statement_html": span.group(1).strip()}
 
