@@ -104,6 +104,25 @@ def test_the_slice_keeps_what_fills_a_table_and_not_what_shares_a_local_name():
     assert "return _entry_word_count(word_count)" in count.main_code
 
 
+def test_the_slice_keeps_a_global_the_function_only_updates(executor):
+    """``count += 1`` under ``global count`` reads the module's count: the slice keeps
+    its definition (without it every call raised NameError: name 'count' is not defined)."""
+    from codeio.execution import RunRequest
+
+    source = (
+        "count = 0\n\n"
+        "def splits(text, words):\n"
+        '    """>>> splits("ab", ["a", "b", "ab"])\n    True\n    >>> splits("c", ["a"])\n    False\n    """\n'
+        "    global count\n"
+        "    count += 1\n"
+        "    return text in words or any(text[:i] in words and splits(text[i:], words) for i in range(1, len(text)))\n"
+    )
+    (found,) = extract_doctest_functions(source, "x.py").functions
+    assert "count = 0" in found.main_code
+    results = executor.run(RunRequest(code=found.main_code, inputs_json=tuple(dumps(p["input"]) for p in found.pairs)))
+    assert [json.loads(r.value_json) for r in results] == [True, False]
+
+
 def test_a_file_that_does_not_parse_gives_nothing():
     found = extract_doctest_functions("def broken(:\n    '''>>> broken(1)\n    1'''\n", "x.py")
     assert not found.functions and found.skipped == {"syntax_error": 1}
