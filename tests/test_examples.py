@@ -427,6 +427,33 @@ def test_design_and_node_pairs_reproduce_and_design_sequences_are_generated(exec
         assert json.loads(pair["output"]) == expected
 
 
+# -- more judge harnesses: nodes given by value, codecs, judge packages --------------------------------
+LEETCODE_MORE = DATA / "leetcode_more"
+
+
+def more_functions() -> tuple[dict[str, dict], list[dict]]:
+    from codeio.sources import parse_source_specs, read_sources
+
+    records = [o.record for o in read_sources(parse_source_specs([f"leetcode:{LEETCODE_MORE}"]))]
+    out = normalize_shard(records, OFFLINE, llm=None)
+    UNIFIED_FUNCTION.check(out.records)
+    return {json.loads(f["origin"])["problem"]: f for f in out.records}, out.rejects
+
+
+def test_tree_nodes_given_by_value_are_found_in_the_tree_and_returned_by_value(executor):
+    """``root = [4,2,6,1,3,5,7], p = 1, q = 3`` / ``Output: 2`` for a method taking and
+    returning TreeNodes: p and q are the nodes of root with those values, the output
+    is the returned node's value (was: every pair raised TypeError, 'int' object is
+    not subscriptable, building a tree from 1)."""
+    by_title, _ = more_functions()
+    ancestor = by_title["201. Common Ancestor"]
+    assert "    root = _to_tree_node(root)\n    return _tree_node_value(Solution().commonAncestor(" \
+        "root, _find_tree_node(root, p), _find_tree_node(root, q)))" in ancestor["main_code"]
+    assert "`p` (int): the value of a node of `root`" in ancestor["io_description"]
+    out = collect_io_shard([ancestor], GIVEN_ONLY, executor)
+    assert [json.loads(p["output"]) for p in out.records] == [2, 4, 6] and not out.rejects
+
+
 # -- dataset rows ---------------------------------------------------------------------------------------
 ROWS = DATA / "rows" / "problems.jsonl"
 

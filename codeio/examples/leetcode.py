@@ -75,6 +75,25 @@ LEVEL_MARK = re.compile(r"(?<=[\[,])\s*#\s*(?=[,\]])")
 UNSUPPORTED_TYPES = ("NestedInteger", "Employee", "ImmutableListNode", "MountainArray", "Master",
                      "Robot", "Sea", "ArrayReader", "BinaryMatrix", "CustomFunction", "GridMaster", "HtmlParser")
 
+# A tree node given by its value (Lowest Common Ancestor: root = [6,2,8], p = 2, q = 8; Output: 6):
+# the judge passes the node of ``root`` holding that value and shows a returned node by its value.
+BY_VALUE_HELPERS = '''
+def _find_tree_node(root, value):
+    queue = [root]
+    while queue:
+        node = queue.pop(0)
+        if node is not None:
+            if node.val == value:
+                return node
+            queue += [node.left, node.right]
+    raise ValueError(f"no node with value {value!r} in the tree")
+
+
+def _tree_node_value(node):
+    return None if node is None else node.val
+'''.strip("\n")
+
+
 # -- reading a folder (sources) ----------------------------------------------------------------
 def html_to_text(fragment: str) -> str:
     text = IMAGE.sub("", fragment)
@@ -326,6 +345,25 @@ def _boundary(annotation: str | None, flavour: str | None) -> tuple[str, bool] |
     return kind, plural
 
 
+def _tree_nodes_by_value(params: list[tuple[str, str | None]], kinds: dict[str, tuple[str, bool] | None],
+                         pairs: list[dict[str, Any]]) -> tuple[dict[str, str], bool]:
+    """({tree-node parameter the examples give as a value: the tree parameter it is a node of},
+    whether a returned tree node is shown by its value): the statements write
+    ``root = [6,2,8], p = 2`` and ``Output: 6`` where the method takes and returns nodes."""
+    single_tree = [name for name, _ in params if kinds.get(name) == ("tree_node", False)]
+    roots = [name for name in single_tree if all(isinstance(p["input"][name], list) for p in pairs)]
+    by_value: dict[str, str] = {}
+    if roots:
+        for name in single_tree:
+            values = [p["input"][name] for p in pairs]
+            if name not in roots and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in values):
+                by_value[name] = roots[0]
+    outputs = [p["output"] for p in pairs]
+    value_returned = kinds.get("return") == ("tree_node", False) and any(o is not None for o in outputs) and \
+        all(o is None or (isinstance(o, (int, str)) and not isinstance(o, bool)) for o in outputs)
+    return by_value, value_returned
+
+
 def _convert(boundary: tuple[str, bool], direction: str, value: str) -> str:
     node_type = NODE_TYPES[boundary[0]]
     function = node_type.to_nodes if direction == "in" else node_type.from_nodes
@@ -381,7 +419,18 @@ def _function(code: str, tree: ast.Module, problem: Problem, method: ast.Functio
     in_place = returns == "None"
     target = f"Solution().{method.name}"
     return_kind = kinds["return"]
-    if in_place:  # LeetCode judges the first argument, changed in place
+    by_value, value_returned = ({}, False) if in_place else _tree_nodes_by_value(params, kinds, pairs)
+    if by_value or value_returned:
+        signature, call = call_parts(method.args, skip_first=True, convert={
+            **convert, **{root: root for root in by_value.values()},
+            **{name: f"_find_tree_node({root}, {name})" for name, root in by_value.items()}})
+        invocation = f"{target}({', '.join(call)})"
+        result = f"_tree_node_value({invocation})" if value_returned else \
+            (_convert(return_kind, "out", invocation) if return_kind else invocation)
+        lines = [f"    {root} = {convert[root]}" for root in dict.fromkeys(by_value.values())]
+        wrapper = "\n".join([f"def {MAIN_NAME}({signature}):", *lines, f"    return {result}"]) + "\n\n\n" + \
+            BY_VALUE_HELPERS + "\n"
+    elif in_place:  # LeetCode judges the first argument, changed in place
         signature, call = call_parts(method.args, skip_first=True, convert=convert)
         first, first_kind = params[0][0], kinds[params[0][0]]
         if first_kind:
@@ -397,13 +446,17 @@ def _function(code: str, tree: ast.Module, problem: Problem, method: ast.Functio
     helpers = node_helpers(tree, [kind[0] for kind in kinds.values() if kind])
     main_code = f"{header}{helpers}{code.strip()}\n\n\n{wrapper}"
     meaning = {name: _meaning(kind) for name, kind in kinds.items() if kind}
+    for name, root in by_value.items():
+        meaning[name] = f"the value of a node of `{root}`: the node passed is the first with that value in level order"
+    if value_returned:
+        meaning["return"] = "the value of the node returned (null for none)"
     for name, statement_name in renamed.items():
         meaning[name] = meaning.get(name, f"the argument `{name}`") + f" (`{statement_name}` in the statement)"
     if in_place and not return_kind:
         meaning["return"] = f"`{params[0][0]}` after the method changed it in place"
-    shown = {name: ("list" if kinds[name] else annotation) for name, annotation in params}
-    description = io_description([(name, shown[name]) for name, _ in params],
-                                 "list" if return_kind else returns, pairs,
+    shown = {name: (None if name in by_value else "list" if kinds[name] else annotation) for name, annotation in params}
+    shown_return = None if value_returned else "list" if return_kind else returns
+    description = io_description([(name, shown[name]) for name, _ in params], shown_return, pairs,
                                  f"the signature of Solution.{method.name} and the examples of {problem.title}", meaning)
     statement = problem.statement
     statement += (f"\n\n(the statement of {problem.title}, its examples removed; the entry point main_solution calls "
