@@ -454,6 +454,16 @@ def test_tree_nodes_given_by_value_are_found_in_the_tree_and_returned_by_value(e
     assert [json.loads(p["output"]) for p in out.records] == [2, 4, 6] and not out.rejects
 
 
+def test_sorted_containers_are_imported_as_the_judge_does(executor):
+    """LeetCode's judge pre-imports sortedcontainers (220. Contains Duplicate III uses
+    SortedSet unimported: every pair raised NameError)."""
+    by_title, _ = more_functions()
+    smaller = by_title["202. Smaller Before"]
+    assert "from sortedcontainers import SortedList" in smaller["main_code"]
+    out = collect_io_shard([smaller], GIVEN_ONLY, executor)
+    assert [json.loads(p["output"]) for p in out.records] == [[0, 0, 1, 3], [0, 0]] and not out.rejects
+
+
 # -- dataset rows ---------------------------------------------------------------------------------------
 ROWS = DATA / "rows" / "problems.jsonl"
 

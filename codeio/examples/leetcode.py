@@ -66,9 +66,10 @@ EXAMPLES_START = re.compile(r"^\s*Example\s*1?\s*:", re.M | re.I)
 CONSTRAINTS_START = re.compile(r"^\s*Constraints\s*:", re.M | re.I)
 ARGUMENT_NAME = re.compile(r"[A-Za-z_]\w*\s*=(?!=)")
 
-# Modules whose names LeetCode's judge pre-imports, in the order a name is looked up.
+# Modules whose names LeetCode's judge pre-imports, in the order a name is looked up
+# (sortedcontainers: SortedList, SortedDict, SortedSet, which many solutions use unimported).
 JUDGE_MODULES = ("collections", "heapq", "bisect", "itertools", "functools", "math", "string", "operator",
-                 "typing", "re", "random")
+                 "typing", "re", "random", "sortedcontainers")
 # A "#" between commas in an output: a level mark of a level-order serialization.
 LEVEL_MARK = re.compile(r"(?<=[\[,])\s*#\s*(?=[,\]])")
 # Custom judge types we cannot build from JSON (nested lists, interactive APIs); Node: see codeio.examples.nodes.
