@@ -464,6 +464,24 @@ def test_sorted_containers_are_imported_as_the_judge_does(executor):
     assert [json.loads(p["output"]) for p in out.records] == [[0, 0, 1, 3], [0, 0]] and not out.rejects
 
 
+def test_codecs_are_wrapped_as_the_round_trip_their_harness_shows(executor):
+    """A codec problem has no ``class Solution``: the solution file's closing comment
+    shows the judge's round trip (one instance, or a serializer and a deserializer),
+    which main_solution runs; old-style docstring types (":type root: TreeNode") say
+    what crosses the boundary. (Serialize and Deserialize Binary Tree, Encode and
+    Decode Strings were rejected as no_solution_class.)"""
+    by_title, _ = more_functions()
+    words, tree = by_title["203. Pack Words"], by_title["204. Tree Text"]
+    assert "def main_solution(items):\n    first = Codec()\n    return first.unpack(first.pack(items))" \
+        in words["main_code"]
+    assert "(`words` in the statement)" in words["io_description"]
+    assert "return _from_tree_node(Codec().deserialize(first.serialize(_to_tree_node(root))))" in tree["main_code"]
+    assert "Codec.serialize, then Codec.deserialize" in tree["io_description"]
+    out = collect_io_shard([words, tree], GIVEN_ONLY, executor)
+    outputs = {(p["function_id"], p["input"]): json.loads(p["output"]) for p in out.records}
+    assert list(outputs.values()) == [["to", "be", ""], ["a:b"], [1, 2, 3, None, 4], []] and not out.rejects
+
+
 # -- dataset rows ---------------------------------------------------------------------------------------
 ROWS = DATA / "rows" / "problems.jsonl"
 

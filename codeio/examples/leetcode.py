@@ -95,6 +95,20 @@ def _tree_node_value(node):
 '''.strip("\n")
 
 
+# A codec problem's harness, as the solution file's closing comment shows it:
+#   codec = Codec()                              ser = Codec()
+#   codec.deserialize(codec.serialize(root))     deser = Codec()
+#                                                tree = ser.serialize(root)
+#                                                ans = deser.deserialize(tree)
+HARNESS_INSTANCE = re.compile(r"^#\s*(?P<obj>\w+)\s*=\s*(?P<cls>\w+)\(\)\s*$", re.M)
+HARNESS_NESTED = re.compile(r"^#\s*(?:\w+\s*=\s*)?(?P<outer_obj>\w+)\.(?P<outer>\w+)\(\s*(?P<inner_obj>\w+)"
+                            r"\.(?P<inner>\w+)\(\s*\w+\s*\)\s*\)\s*$", re.M)
+HARNESS_STEP = re.compile(r"^#\s*(?P<target>\w+)\s*=\s*(?P<obj>\w+)\.(?P<method>\w+)\(\s*(?P<arg>\w+)\s*\)\s*$", re.M)
+# Old-style solutions type their arguments in the docstring (":type root: TreeNode", ":rtype: str").
+DOC_TYPE = r"^\s*:type\s+{name}:\s*(?P<type>.+?)\s*$"
+DOC_RETURN_TYPE = re.compile(r"^\s*:rtype:\s*(?P<type>.+?)\s*$", re.M)
+
+
 # -- reading a folder (sources) ----------------------------------------------------------------
 def html_to_text(fragment: str) -> str:
     text = IMAGE.sub("", fragment)
@@ -293,7 +307,12 @@ def leetcode_function(code: str, payload: dict[str, Any]) -> Extraction:
     if design.is_design(text, tree):
         return design_function(code, tree, text, problem, found)
     if not any(isinstance(n, ast.ClassDef) and n.name == SOLUTION_CLASS for n in tree.body):
-        found.skipped["no_solution_class"] += 1  # SQL/pandas problems, codecs, interactive problems
+        harness = codec_harness(code, tree)
+        if harness is not None:
+            examples, skipped = statement_examples(payload)
+            found.skipped.update(skipped)
+            return codec_function(code, tree, harness, examples, problem, found)
+        found.skipped["no_solution_class"] += 1  # SQL/pandas problems, interactive problems
         return found
     examples, skipped = statement_examples(payload)
     found.skipped.update(skipped)
@@ -519,3 +538,102 @@ def design_function(code: str, tree: ast.Module, text: str, problem: Problem, fo
 def _mentions(tree: ast.Module, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(tree)) or \
         any(isinstance(n, ast.Constant) and isinstance(n.value, str) and name in n.value for n in ast.walk(tree))
+
+
+# -- codecs: encode, then decode, as the judge does -------------------------------------------------------
+@dataclass(frozen=True)
+class Harness:
+    """A codec's round trip: ``cls().outer(cls().inner(value))`` (``shared``: one instance for both)."""
+
+    cls: str
+    inner: str
+    outer: str
+    shared: bool
+
+
+def codec_harness(code: str, tree: ast.Module) -> Harness | None:
+    """The round trip the solution file's closing comment shows, on a class it defines, or None."""
+    classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    instances = {m.group("obj"): m.group("cls") for m in HARNESS_INSTANCE.finditer(code) if m.group("cls") in classes}
+    nested = HARNESS_NESTED.search(code)
+    if nested is not None:
+        outer_obj, inner_obj = nested.group("outer_obj"), nested.group("inner_obj")
+        inner, outer = nested.group("inner"), nested.group("outer")
+    else:
+        steps = list(HARNESS_STEP.finditer(code))
+        chained = next(((a, b) for a in steps for b in steps if b.group("arg") == a.group("target")), None)
+        if chained is None:
+            return None
+        inner_obj, inner = chained[0].group("obj"), chained[0].group("method")
+        outer_obj, outer = chained[1].group("obj"), chained[1].group("method")
+    if inner_obj not in instances or instances.get(outer_obj) != instances[inner_obj]:
+        return None
+    return Harness(instances[inner_obj], inner, outer, shared=inner_obj == outer_obj)
+
+
+def _annotation(method: ast.FunctionDef, name: str | None) -> str | None:
+    """A parameter's (``name``) or the return's (None) annotation, else its docstring type."""
+    if name is None:
+        if method.returns is not None:
+            return ast.unparse(method.returns)
+        match = DOC_RETURN_TYPE.search(ast.get_docstring(method) or "")
+    else:
+        arg = next(a for a in method.args.args if a.arg == name)
+        if arg.annotation is not None:
+            return ast.unparse(arg.annotation)
+        match = re.search(DOC_TYPE.format(name=re.escape(name)), ast.get_docstring(method) or "", re.M)
+    return match.group("type") if match else None
+
+
+def codec_function(code: str, tree: ast.Module, harness: Harness, examples: list[Example], problem: Problem,
+                   found: Extraction) -> Extraction:
+    """``main_solution(value)`` returning ``outer(inner(value))``: what the judge compares
+    with the statement's output (the examples are round trips)."""
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == harness.cls)
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    inner, outer = methods.get(harness.inner), methods.get(harness.outer)
+    if inner is None or outer is None:
+        found.skipped["no_entry_method"] += 1
+        return found
+    params = checked_parameters(inner.args, found.skipped, skip_first=True)
+    if params is None:
+        return found
+    if len(params) != 1:
+        found.skipped["codec_arguments"] += 1
+        return found
+    name = params[0][0]
+    try:
+        flavour = node_flavour(code)
+        value_in = _boundary(_annotation(inner, name), flavour)
+        value_out = _boundary(_annotation(outer, None), flavour)
+    except Unsupported as error:
+        found.skipped[str(error)] += 1
+        return found
+    renamed: dict[str, str] = {}
+    pairs = _pairs(examples, [name], found, renamed)
+    if not pairs:
+        found.skipped["no_examples"] += 1
+        return found
+    argument = _convert(value_in, "in", name) if value_in else name
+    second = "first" if harness.shared else f"{harness.cls}()"
+    result = f"{second}.{harness.outer}(first.{harness.inner}({argument}))"
+    wrapper = (f"def {MAIN_NAME}({name}):\n    first = {harness.cls}()\n"
+               f"    return {_convert(value_out, 'out', result) if value_out else result}\n")
+    parts = judge_imports(tree)
+    header = "\n".join(parts) + "\n\n" if parts else ""
+    helpers = node_helpers(tree, [kind[0] for kind in (value_in, value_out) if kind])
+    main_code = f"{header}{helpers}{code.strip()}\n\n\n{wrapper}"
+    trip = f"{harness.cls}.{harness.inner}, then {harness.cls}.{harness.outer}"
+    meaning = {name: _meaning(value_in) if value_in else f"the value to encode with {harness.cls}.{harness.inner}",
+               "return": f"the value after the round trip through {trip}"
+               + (f": {_meaning(value_out)}" if value_out else "")}
+    if name in renamed:
+        meaning[name] += f" (`{renamed[name]}` in the statement)"
+    description = io_description([(name, "list" if value_in else params[0][1])], "list" if value_out else None, pairs,
+                                 f"the signatures of {harness.cls} and the examples of {problem.title}", meaning)
+    statement = problem.statement + (f"\n\n(the statement of {problem.title}, its examples removed; the entry point "
+                                     f"main_solution encodes with {harness.cls}.{harness.inner} and decodes the result "
+                                     f"with {harness.cls}.{harness.outer}, as the judge does; read without an LLM)")
+    found.functions.append(OfflineFunction(name=problem.title, kind=KIND, main_code=main_code, io_description=description,
+                                           problem_statement=statement, pairs=tuple(pairs)))
+    return found
