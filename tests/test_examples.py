@@ -11,6 +11,7 @@ import pytest
 from codeio.examples.doctests import extract_doctest_functions
 from codeio.examples.literals import NotJSON, read_literal
 from codeio.records import UNIFIED_FUNCTION, dumps
+from codeio.sandbox.sizecheck import size_violation
 from codeio.stages.collect_io import CollectConfig, collect_io_shard
 from codeio.stages.normalize import NormalizeConfig, normalize_shard
 
@@ -480,6 +481,28 @@ def test_codecs_are_wrapped_as_the_round_trip_their_harness_shows(executor):
     out = collect_io_shard([words, tree], GIVEN_ONLY, executor)
     outputs = {(p["function_id"], p["input"]): json.loads(p["output"]) for p in out.records}
     assert list(outputs.values()) == [["to", "be", ""], ["a:b"], [1, 2, 3, None, 4], []] and not out.rejects
+
+
+def test_design_examples_over_the_size_check_vet_the_generator_that_draws_small_inputs(executor):
+    """Shortest Word Distance II, Flatten 2D Vector, Unique Word Abbreviation: even the
+    constructor and one call are over 1 KiB, so no example can be a pair (METHOD.md's
+    size check) and the functions were rejected as no_valid_pairs. The examples still
+    run: one that reproduces vouches for the wrapping, and the generator, which cuts the
+    constructor's list to a part of it, draws small inputs. One that does not
+    reproduce vouches for nothing."""
+    by_title, _ = more_functions()
+    board = by_title["205. Word Board"]
+    out = collect_io_shard([board], CollectConfig(), executor)
+    assert not out.rejects and len(out.records) >= CollectConfig().min_pairs
+    assert out.stats["pairs_dropped"]["pair_input_too_large"] >= 1
+    for pair in out.records:
+        call, output = json.loads(pair["input"]), json.loads(pair["output"])
+        assert size_violation(call) is None and pair["given_output"] is None
+        words = set(call["arguments"][0][0])
+        assert output == [None] + [values[0] in words for values in call["arguments"][1:]]
+    wrong = dict(board, given_pairs=dumps([dict(p, output=[None, False, False]) for p in json.loads(board["given_pairs"])]))
+    refused = collect_io_shard([wrong], CollectConfig(), executor)
+    assert not refused.records and [r["reason"] for r in refused.rejects] == ["no_valid_pairs"]
 
 
 # -- dataset rows ---------------------------------------------------------------------------------------
