@@ -140,6 +140,12 @@ def test_normalize_without_llm_turns_doctest_functions_into_unified_functions():
     assert [r["reason"] for r in out.rejects] == ["needs_llm"] and "CODEIO_LLM_BASE_URL" in out.rejects[0]["detail"]
     assert out.stats["sources_kept"] == 2 and out.stats["offline_functions"] == 7
     assert out.stats["offline_skipped"]["example_raises"] == 1
+    # each function's origin names it: a file gives several, and the samples must say which
+    # (it held only the file's path)
+    named = sorted(json.loads(r["origin"])["function"] for r in out.records if "number_tools" in r["origin"])
+    assert named == sorted(f"data/number_tools.py:{name}" for name in ("digit_sum", "reduce_fraction", "running_max",
+                                                                       "wrong_doc"))
+    assert all(json.loads(r["origin"])["path"].startswith("data/") for r in out.records)
 
 
 GIVEN_ONLY = CollectConfig(type_driven_pairs=False)
