@@ -4,6 +4,7 @@ parsed without running corpus code, then re-validated in the real sandbox."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,31 @@ def test_the_slice_keeps_a_global_the_function_only_updates(executor):
     assert "count = 0" in found.main_code
     results = executor.run(RunRequest(code=found.main_code, inputs_json=tuple(dumps(p["input"]) for p in found.pairs)))
     assert [json.loads(r.value_json) for r in results] == [True, False]
+
+
+def test_doctests_that_round_the_result_count_as_calls(executor):
+    """``round(area(2.0), 4)`` shows the function's number rounded: the call is the
+    pair's input and what it returns is the pair's output, when it matches the shown
+    value within the answer tolerance (TheAlgorithms: 34 such examples were passed over
+    as example_not_a_call in maths/, graphs/ ...)."""
+    from codeio.execution import RunRequest
+
+    source = (
+        "import math\n\n"
+        "def area(r):\n"
+        '    """>>> round(area(2.0), 4)\n    12.5664\n    >>> float(area(1))\n    3.141592653589793\n'
+        '    >>> round(area(3.0))\n    28\n    """\n'
+        "    return math.pi * r * r\n"
+    )
+    (found,) = extract_doctest_functions(source, "x.py").functions
+    assert [p["input"] for p in found.pairs] == [{"r": 2.0}, {"r": 1}, {"r": 3.0}]
+    functions = normalize_shard([{"source_id": "s-area", "source_name": "dir:test", "kind": "raw",
+                                  "origin": dumps({"path": "x.py"}), "content": source, "unified": None}],
+                                OFFLINE, llm=None).records
+    out = collect_io_shard(functions, GIVEN_ONLY, executor)
+    # 28 for 28.27... is off by more than the tolerance: that pair is dropped, not kept wrong
+    assert [json.loads(p["output"]) for p in out.records] == [math.pi * 4, math.pi]
+    assert out.stats["pairs_dropped"] == {"pair_not_reproduced": 1}
 
 
 def test_a_file_that_does_not_parse_gives_nothing():
