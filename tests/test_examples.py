@@ -329,6 +329,7 @@ def test_shapes_are_read_from_the_example_values():
 
 
 def test_candidates_are_seeded_new_small_and_keep_the_example_shapes():
+    from codeio.answers import canonical_json
     from codeio.examples.typegen import candidate_inputs
     from codeio.sandbox.sizecheck import size_violation
 
@@ -342,9 +343,25 @@ def test_candidates_are_seeded_new_small_and_keep_the_example_shapes():
         assert set(candidate) == {"nums", "k"} and size_violation(candidate) is None
         assert candidate["nums"] == sorted(candidate["nums"])  # every example was sorted
         assert all(isinstance(x, int) and x >= 0 for x in candidate["nums"]) and candidate["k"] >= 0
-    sizes = [len(json.dumps(c)) for c in first]
+    sizes = [len(canonical_json(c)) for c in first]  # the measure candidate_inputs sorts by
     assert sizes == sorted(sizes)  # smallest first: a timeout costs the fewest
     assert candidate_inputs(["nums"], [], count=5, seed=1) == []
+
+
+def test_candidates_are_never_shorter_than_every_example():
+    """Drawn values keep the examples' shortest length, and so must changed ones: a
+    change that dropped the one item of [7] gave [], which the smallest-first order then
+    put right after the examples (LeetCode: {"nums": []} for "1 <= nums.length",
+    {"currentState": ""}, {"costs": []})."""
+    from codeio.examples.typegen import candidate_inputs
+
+    examples = [{"nums": [7], "s": "ab"}, {"nums": [3, 1, 2], "s": "b"}]
+    found = candidate_inputs(["nums", "s"], examples, count=40, seed=3)
+    assert len(found) == 40
+    assert all(len(c["nums"]) >= 1 and len(c["s"]) >= 1 for c in found)
+    # examples that hold an empty value allow it
+    allowed = candidate_inputs(["nums", "k"], [{"nums": [], "k": 1}, {"nums": [1, 2], "k": 3}], count=20, seed=3)
+    assert any(c["nums"] == [] for c in allowed)
 
 
 def test_functions_without_a_generator_get_type_driven_pairs(executor):
