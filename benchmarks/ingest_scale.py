@@ -60,6 +60,45 @@ most of the worker's share is Prefect building a new client for every task run
 store: ~45%) and hydrating its settings model from the environment (~35%). The
 ingestion flow has 2 task runs per shard plus one; what is left to try: fewer, larger
 units per task (memory stays bounded by a unit), or a client kept per worker thread.
+
+Read in Prefect 3.9.1's source (18:55-20:05 UTC 2 Dec 2026): a task run on a Dask worker
+builds two clients, not one: ``hydrated_context`` calls ``get_client(sync_client=True)``
+and the engine's ``initialize_run`` then enters ``SyncClientContext.get_or_create()``,
+which finds no client context in the worker's thread and builds another. Each
+``SyncPrefectClient.__init__`` makes an SSL context unless ``httpx_settings["verify"]``
+is already one; both branches do (``PREFECT_API_TLS_INSECURE_SKIP_VERIFY`` is read as its
+value, ``Setting.__bool__``: set, it calls ``ssl.create_default_context()``, which loads the
+system CA store; unset, it loads certifi's bundle), so no setting avoids the cost. The
+engine takes no client from the caller, so only fewer task runs, or a client context
+already entered in the worker's executor thread (relies on how Dask copies context
+variables into it: not public API), would remove it.
+
+Same code on a loaded machine (another helper's sandbox benchmark; 18:55 UTC):
+
+    100k: direct 263.0 s (load 4.8->5.2), CPU s {'api': 4.2, 'main': 7.4, 'workers': 204.2}
+          flow   136.4 s (load 5.2->3.1), CPU s {'api': 5.0, 'main': 9.3, 'workers': 208.1} (CPU share 0.030)
+          files_per_s=733 orchestration_share=-0.927 peak_rss_mb=1643
+    20k/4 shards (20:02 UTC): direct 34.0 s (load 0.7->2.0), CPU s {'api': 0.5, 'main': 1.0, 'workers': 32.3}
+          flow 53.2 s (load 2.0->3.9), CPU s {'api': 1.3, 'main': 3.2, 'workers': 39.9} (CPU share 0.239)
+          timelines: direct select 3.2-30.0 s, end 34.0; flow select 9.9-46.6 s, end 53.2
+          files_per_s=376 orchestration_share=0.361 peak_rss_mb=1260
+
+Neither is a measurement of the flow's cost (the load moved within each run); the 20k
+timeline shows where the wall time goes: 6.7 s more before the first select shard
+starts (cluster start, worker imports, task submission) and a select stage 37% longer
+(36.7 s against 26.8 s for the same 4 shards: the first task runs pay the workers'
+imports and two clients each, and the load rose during the flow run).
+
+Where that start-up goes (probe, load 2.2-3.3, 20:05 UTC): ``DaskTaskRunner.__enter__``
+starts nothing (0.0 s); prefect-dask creates the LocalCluster on the first access of its
+``client`` property, i.e. at the first ``submit``, after the flow has planned the
+units. Four no-op task runs (importing what a shard task imports) took 9.0 s as the
+first wave, 1.3 s as the second and 0.8 s as the third: the cluster's start and the
+workers' imports (~8 s) sit wholly on the critical path while the flow process waits.
+Next step: touch ``runner.client`` in a thread as soon as the runner exists (before
+the lineage set-up and the planning) and join it before the first submit, with the
+workers' imports in a Dask worker preload; then fewer task runs (several shards per
+task, each with its own marker) for the ~0.24 CPU s each run costs once warm.
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ the store, so a completion that is already cached counts as free:
   unified source (assumed to survive re-validation); a raw file's function
   comes from its cached normalization when there is one (an unparseable one
   yields nothing), else from the raw file itself, with placeholder pairs;
+  without an endpoint, a raw file's or problem's functions are those its
+  doctests or statement examples give (parsed only), K pairs each;
 - revise: an upper bound for new work, every uncached round-1 answer assumed
   wrong unless a pass rate is given, each round's prompt growing by an answer
   and its feedback; revisions of cached answers are assumed cached too (their
@@ -40,7 +42,7 @@ from rich.table import Table
 
 from codeio import normalize as parsing
 from codeio import prompting
-from codeio.examples.offline import normalization_text
+from codeio.examples.offline import normalization_text, offline_functions
 from codeio.llm.base import ChatRequest
 from codeio.settings import Settings
 from codeio.stages import normalize as normalize_stage
@@ -99,7 +101,8 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
     tasks = TASK_MIXES[spec.task_mix]
     known_pairs = _stored_pairs(store, pairs_per_function)
     placeholder_pairs = [(ASSUMED_GIVEN_JSON, ASSUMED_GIVEN_JSON)] * pairs_per_function
-    counts = {"raw_files": 0, "unified_functions": 0, "rejected_at_ingest": 0, "unparseable_cached": 0,
+    counts = {"raw_files": 0, "unified_functions": 0, "offline_functions": 0, "rejected_at_ingest": 0,
+              "unparseable_cached": 0,
               "instances_estimate": 0, "corpus_files": 0, "git_files": 0, "scale_rows": 0,
               "scale_rows_estimated": False}
     judge_config = _judge_config(spec, settings, templates)
@@ -127,6 +130,17 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
         uncached = [r for r in first if cache.get(r.cache_key()) is None]
         synthesize.add(uncached, cached=len(first) - len(uncached), times=times)
         revise.add(_revision_requests(uncached, revision_rounds), times=times)
+
+    def offline(record: dict[str, Any]) -> None:
+        """Without an endpoint a raw file or problem gives the functions whose pairs it carries
+        (doctests, statement examples: parsed, never run); each counts K pairs per task, since
+        collect_io tops its pairs up (an upper bound: pairs that fail reduce it)."""
+        found = offline_functions(record)
+        counts["offline_functions"] += len(found.functions)
+        for found_function in found.functions:
+            given = [(json.dumps(p["input"]), json.dumps(p["output"])) for p in found_function.pairs]
+            function("", found_function.problem_statement, found_function.io_description, found_function.main_code,
+                     (given + placeholder_pairs)[:pairs_per_function])
 
     def judged(record: dict[str, Any], times: int = 1) -> None:
         """PyEdu-R's judge request for a raw file (when the ingest options ask for the judge)."""
@@ -158,7 +172,8 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
             counts["raw_files"] += 1
             judged(record)
             if not endpoint:
-                continue  # rejected by normalize: raw code needs an LLM
+                offline(record)  # what normalize finds without an LLM; the rest it rejects (needs an LLM)
+                continue
             normalization = request(parsing.build_normalize_messages(
                 normalization_text(record), template=normalize_template, json_mode=settings.llm_json_mode),
                 response_format=response_format)
@@ -380,7 +395,7 @@ def render_estimate(estimate: dict[str, Any], console: Console) -> None:
     table = Table(title=f"dry run: teacher {estimate['teacher']} ({estimate['model']})")
     table.add_column("item")
     table.add_column("estimate", justify="right")
-    for name in ("raw_files", "unified_functions", "rejected_at_ingest", "instances_estimate"):
+    for name in ("raw_files", "unified_functions", "offline_functions", "rejected_at_ingest", "instances_estimate"):
         table.add_row(name, str(estimate[name]))
     if estimate["corpus_files"] or estimate["git_files"]:
         rows = f"{estimate['scale_rows']}" + (" (estimated from JSONL heads)" if estimate["scale_rows_estimated"] else "")

@@ -273,7 +273,9 @@ def render_ingest_summary(summary: dict[str, Any], console: Console | None = Non
     console.print(table)
     print_reasons_whole(summary["stages"], console)
     rules = summary["kept_by_rule"]
-    console.print("kept after each rule: " + ", ".join(f"{k}={v}" for k, v in rules.items()), soft_wrap=True)
+    console.print("kept after each rule: " + ", ".join(f"{k}={v}" for k, v in rules.items())
+                  + (" (raw: the files CodeMix and PyEdu-R judge; problems and unified rows pass them)"
+                     if "raw" in rules and rules["raw"] < rules.get("read", 0) else ""), soft_wrap=True)
     if summary["contaminated"]:
         console.print("contaminated (source / eval set): " + _reasons(summary["contaminated"], None), soft_wrap=True)
     llm = summary.get("llm") or {}

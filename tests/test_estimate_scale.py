@@ -96,3 +96,21 @@ def test_a_git_source_that_is_no_working_tree_and_an_empty_corpus_fail_before_th
                                     "--source", f"corpus:{tmp_path / 'empty'}"], env=env)
     assert done.exit_code == 2, done.output
     assert "is not a git working tree" in done.output and "holds no .jsonl" in done.output
+
+
+def test_dry_run_without_an_endpoint_counts_the_functions_sources_carry_pairs_for(tmp_path):
+    """Without an endpoint, leetcode: and dir: sources still give functions (statement
+    examples, doctests): the dry run counted 0 instances for them while the run made
+    hundreds. Each offline function counts K pairs per task (pairs are topped up to 10),
+    an upper bound; nothing is requested."""
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent / "data"
+    env = {"CODEIO_STORE": str(tmp_path / "store"), "CODEIO_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}",
+           "CODEIO_DASK_WORKERS": "0"}
+    done = CliRunner().invoke(app, ["run", "--dry-run", "--json", "--source", f"leetcode:{data / 'leetcode_more'}",
+                                    "--pairs-per-function", "2"], env=env)
+    assert done.exit_code == 0, done.output
+    estimate = json.loads(done.output)
+    assert (estimate["raw_files"], estimate["offline_functions"]) == (5, 5)
+    assert estimate["instances_estimate"] == 5 * 2 * 2 and estimate["requests"]["total"] == 0

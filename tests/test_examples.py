@@ -4,6 +4,7 @@ parsed without running corpus code, then re-validated in the real sandbox."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from codeio.examples.doctests import extract_doctest_functions
 from codeio.examples.literals import NotJSON, read_literal
 from codeio.records import UNIFIED_FUNCTION, dumps
+from codeio.sandbox.sizecheck import size_violation
 from codeio.stages.collect_io import CollectConfig, collect_io_shard
 from codeio.stages.normalize import NormalizeConfig, normalize_shard
 
@@ -104,6 +106,50 @@ def test_the_slice_keeps_what_fills_a_table_and_not_what_shares_a_local_name():
     assert "return _entry_word_count(word_count)" in count.main_code
 
 
+def test_the_slice_keeps_a_global_the_function_only_updates(executor):
+    """``count += 1`` under ``global count`` reads the module's count: the slice keeps
+    its definition (without it every call raised NameError: name 'count' is not defined)."""
+    from codeio.execution import RunRequest
+
+    source = (
+        "count = 0\n\n"
+        "def splits(text, words):\n"
+        '    """>>> splits("ab", ["a", "b", "ab"])\n    True\n    >>> splits("c", ["a"])\n    False\n    """\n'
+        "    global count\n"
+        "    count += 1\n"
+        "    return text in words or any(text[:i] in words and splits(text[i:], words) for i in range(1, len(text)))\n"
+    )
+    (found,) = extract_doctest_functions(source, "x.py").functions
+    assert "count = 0" in found.main_code
+    results = executor.run(RunRequest(code=found.main_code, inputs_json=tuple(dumps(p["input"]) for p in found.pairs)))
+    assert [json.loads(r.value_json) for r in results] == [True, False]
+
+
+def test_doctests_that_round_the_result_count_as_calls(executor):
+    """``round(area(2.0), 4)`` shows the function's number rounded: the call is the
+    pair's input and what it returns is the pair's output, when it matches the shown
+    value within the answer tolerance (TheAlgorithms: 34 such examples were passed over
+    as example_not_a_call in maths/, graphs/ ...)."""
+    from codeio.execution import RunRequest
+
+    source = (
+        "import math\n\n"
+        "def area(r):\n"
+        '    """>>> round(area(2.0), 4)\n    12.5664\n    >>> float(area(1))\n    3.141592653589793\n'
+        '    >>> round(area(3.0))\n    28\n    """\n'
+        "    return math.pi * r * r\n"
+    )
+    (found,) = extract_doctest_functions(source, "x.py").functions
+    assert [p["input"] for p in found.pairs] == [{"r": 2.0}, {"r": 1}, {"r": 3.0}]
+    functions = normalize_shard([{"source_id": "s-area", "source_name": "dir:test", "kind": "raw",
+                                  "origin": dumps({"path": "x.py"}), "content": source, "unified": None}],
+                                OFFLINE, llm=None).records
+    out = collect_io_shard(functions, GIVEN_ONLY, executor)
+    # 28 for 28.27... is off by more than the tolerance: that pair is dropped, not kept wrong
+    assert [json.loads(p["output"]) for p in out.records] == [math.pi * 4, math.pi]
+    assert out.stats["pairs_dropped"] == {"pair_not_reproduced": 1}
+
+
 def test_a_file_that_does_not_parse_gives_nothing():
     found = extract_doctest_functions("def broken(:\n    '''>>> broken(1)\n    1'''\n", "x.py")
     assert not found.functions and found.skipped == {"syntax_error": 1}
@@ -120,6 +166,12 @@ def test_normalize_without_llm_turns_doctest_functions_into_unified_functions():
     assert [r["reason"] for r in out.rejects] == ["needs_llm"] and "CODEIO_LLM_BASE_URL" in out.rejects[0]["detail"]
     assert out.stats["sources_kept"] == 2 and out.stats["offline_functions"] == 7
     assert out.stats["offline_skipped"]["example_raises"] == 1
+    # each function's origin names it: a file gives several, and the samples must say which
+    # (it held only the file's path)
+    named = sorted(json.loads(r["origin"])["function"] for r in out.records if "number_tools" in r["origin"])
+    assert named == sorted(f"data/number_tools.py:{name}" for name in ("digit_sum", "reduce_fraction", "running_max",
+                                                                       "wrong_doc"))
+    assert all(json.loads(r["origin"])["path"].startswith("data/") for r in out.records)
 
 
 GIVEN_ONLY = CollectConfig(type_driven_pairs=False)
@@ -205,6 +257,16 @@ def test_leetcode_folders_are_read_as_problems_with_their_statement():
     assert json.loads(first["origin"])["path"].endswith("0001.Sum of Evens/Solution.py")
 
 
+def test_a_premium_problem_lock_is_not_part_of_its_title():
+    from codeio.examples.leetcode import read_statement
+
+    readme = ("# [244. Shortest Word Distance II \U0001F512](https://leetcode.com/problems/shortest-word-distance-ii)\n\n"
+              "## Description\n\n<!-- description:start -->\n<p>Design it.</p>\n<!-- description:end -->\n")
+    payload = read_statement(readme)
+    assert payload["title"] == "244. Shortest Word Distance II" and payload["premium"] is True
+    assert read_statement(readme.replace(" \U0001F512", ""))["premium"] is False
+
+
 def test_statement_examples_are_unescaped_literals_and_split_outside_strings():
     from codeio.examples.leetcode import split_arguments, statement_examples, statement_text
 
@@ -267,6 +329,7 @@ def test_shapes_are_read_from_the_example_values():
 
 
 def test_candidates_are_seeded_new_small_and_keep_the_example_shapes():
+    from codeio.answers import canonical_json
     from codeio.examples.typegen import candidate_inputs
     from codeio.sandbox.sizecheck import size_violation
 
@@ -280,9 +343,25 @@ def test_candidates_are_seeded_new_small_and_keep_the_example_shapes():
         assert set(candidate) == {"nums", "k"} and size_violation(candidate) is None
         assert candidate["nums"] == sorted(candidate["nums"])  # every example was sorted
         assert all(isinstance(x, int) and x >= 0 for x in candidate["nums"]) and candidate["k"] >= 0
-    sizes = [len(json.dumps(c)) for c in first]
+    sizes = [len(canonical_json(c)) for c in first]  # the measure candidate_inputs sorts by
     assert sizes == sorted(sizes)  # smallest first: a timeout costs the fewest
     assert candidate_inputs(["nums"], [], count=5, seed=1) == []
+
+
+def test_candidates_are_never_shorter_than_every_example():
+    """Drawn values keep the examples' shortest length, and so must changed ones: a
+    change that dropped the one item of [7] gave [], which the smallest-first order then
+    put right after the examples (LeetCode: {"nums": []} for "1 <= nums.length",
+    {"currentState": ""}, {"costs": []})."""
+    from codeio.examples.typegen import candidate_inputs
+
+    examples = [{"nums": [7], "s": "ab"}, {"nums": [3, 1, 2], "s": "b"}]
+    found = candidate_inputs(["nums", "s"], examples, count=40, seed=3)
+    assert len(found) == 40
+    assert all(len(c["nums"]) >= 1 and len(c["s"]) >= 1 for c in found)
+    # examples that hold an empty value allow it
+    allowed = candidate_inputs(["nums", "k"], [{"nums": [], "k": 1}, {"nums": [1, 2], "k": 3}], count=20, seed=3)
+    assert any(c["nums"] == [] for c in allowed)
 
 
 def test_functions_without_a_generator_get_type_driven_pairs(executor):
@@ -396,6 +475,83 @@ def test_design_and_node_pairs_reproduce_and_design_sequences_are_generated(exec
                 count = start
             expected.append(count if name == "total" else None)
         assert json.loads(pair["output"]) == expected
+
+
+# -- more judge harnesses: nodes given by value, codecs, judge packages --------------------------------
+LEETCODE_MORE = DATA / "leetcode_more"
+
+
+def more_functions() -> tuple[dict[str, dict], list[dict]]:
+    from codeio.sources import parse_source_specs, read_sources
+
+    records = [o.record for o in read_sources(parse_source_specs([f"leetcode:{LEETCODE_MORE}"]))]
+    out = normalize_shard(records, OFFLINE, llm=None)
+    UNIFIED_FUNCTION.check(out.records)
+    return {json.loads(f["origin"])["problem"]: f for f in out.records}, out.rejects
+
+
+def test_tree_nodes_given_by_value_are_found_in_the_tree_and_returned_by_value(executor):
+    """``root = [4,2,6,1,3,5,7], p = 1, q = 3`` / ``Output: 2`` for a method taking and
+    returning TreeNodes: p and q are the nodes of root with those values, the output
+    is the returned node's value (was: every pair raised TypeError, 'int' object is
+    not subscriptable, building a tree from 1)."""
+    by_title, _ = more_functions()
+    ancestor = by_title["201. Common Ancestor"]
+    assert "    root = _to_tree_node(root)\n    return _tree_node_value(Solution().commonAncestor(" \
+        "root, _find_tree_node(root, p), _find_tree_node(root, q)))" in ancestor["main_code"]
+    assert "`p` (int): the value of a node of `root`" in ancestor["io_description"]
+    out = collect_io_shard([ancestor], GIVEN_ONLY, executor)
+    assert [json.loads(p["output"]) for p in out.records] == [2, 4, 6] and not out.rejects
+
+
+def test_sorted_containers_are_imported_as_the_judge_does(executor):
+    """LeetCode's judge pre-imports sortedcontainers (220. Contains Duplicate III uses
+    SortedSet unimported: every pair raised NameError)."""
+    by_title, _ = more_functions()
+    smaller = by_title["202. Smaller Before"]
+    assert "from sortedcontainers import SortedList" in smaller["main_code"]
+    out = collect_io_shard([smaller], GIVEN_ONLY, executor)
+    assert [json.loads(p["output"]) for p in out.records] == [[0, 0, 1, 3], [0, 0]] and not out.rejects
+
+
+def test_codecs_are_wrapped_as_the_round_trip_their_harness_shows(executor):
+    """A codec problem has no ``class Solution``: the solution file's closing comment
+    shows the judge's round trip (one instance, or a serializer and a deserializer),
+    which main_solution runs; old-style docstring types (":type root: TreeNode") say
+    what crosses the boundary. (Serialize and Deserialize Binary Tree, Encode and
+    Decode Strings were rejected as no_solution_class.)"""
+    by_title, _ = more_functions()
+    words, tree = by_title["203. Pack Words"], by_title["204. Tree Text"]
+    assert "def main_solution(items):\n    first = Codec()\n    return first.unpack(first.pack(items))" \
+        in words["main_code"]
+    assert "(`words` in the statement)" in words["io_description"]
+    assert "return _from_tree_node(Codec().deserialize(first.serialize(_to_tree_node(root))))" in tree["main_code"]
+    assert "Codec.serialize, then Codec.deserialize" in tree["io_description"]
+    out = collect_io_shard([words, tree], GIVEN_ONLY, executor)
+    outputs = {(p["function_id"], p["input"]): json.loads(p["output"]) for p in out.records}
+    assert list(outputs.values()) == [["to", "be", ""], ["a:b"], [1, 2, 3, None, 4], []] and not out.rejects
+
+
+def test_design_examples_over_the_size_check_vet_the_generator_that_draws_small_inputs(executor):
+    """Shortest Word Distance II, Flatten 2D Vector, Unique Word Abbreviation: even the
+    constructor and one call are over 1 KiB, so no example can be a pair (METHOD.md's
+    size check) and the functions were rejected as no_valid_pairs. The examples still
+    run: one that reproduces vouches for the wrapping, and the generator, which cuts the
+    constructor's list to a part of it, draws small inputs. One that does not
+    reproduce vouches for nothing."""
+    by_title, _ = more_functions()
+    board = by_title["205. Word Board"]
+    out = collect_io_shard([board], CollectConfig(), executor)
+    assert not out.rejects and len(out.records) >= CollectConfig().min_pairs
+    assert out.stats["pairs_dropped"]["pair_input_too_large"] >= 1
+    for pair in out.records:
+        call, output = json.loads(pair["input"]), json.loads(pair["output"])
+        assert size_violation(call) is None and pair["given_output"] is None
+        words = set(call["arguments"][0][0])
+        assert output == [None] + [values[0] in words for values in call["arguments"][1:]]
+    wrong = dict(board, given_pairs=dumps([dict(p, output=[None, False, False]) for p in json.loads(board["given_pairs"])]))
+    refused = collect_io_shard([wrong], CollectConfig(), executor)
+    assert not refused.records and [r["reason"] for r in refused.rejects] == ["no_valid_pairs"]
 
 
 # -- dataset rows ---------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -200,3 +201,19 @@ def test_decontamination_matches_code_statements_and_slugs(tmp_path):
     assert index.check("# see https://leetcode.com/problems/two-sum/\n" + SIMULATION, "a.py")[0] == "leetcode"
     assert index.check(SIMULATION, "bank/queue.py") is None
     assert index.check(BUBBLE, "sorts/bubble.py") is None
+
+
+def test_the_rules_count_the_raw_files_they_apply_to(tmp_path):
+    """CodeMix and PyEdu-R judge raw files only; problems and unified rows pass them. The
+    summary's "kept after each rule: read=615, codemix=489" for 589 kept files read as
+    if 100 files went missing: the raw files the rules saw are counted beside them."""
+    from codeio.ingest.select import SelectConfig, select_shard
+
+    (tmp_path / "sim.py").write_text(SIMULATION)
+    (tmp_path / "tiny.py").write_text("x = 1\n")
+    leetcode = Path(__file__).resolve().parent / "data" / "leetcode_more"
+    outcomes = list(read_sources(parse_source_specs([f"dir:{tmp_path}", f"leetcode:{leetcode}"])))
+    out = select_shard(outcomes, SelectConfig(units_digest="t", codemix=CodeMixConfig()), None)
+    rules = out.stats["rules"]
+    assert (rules["read"], rules["raw"], rules["codemix"]) == (7, 2, 1) and len(out.records) == 6
+    assert list(rules)[:3] == ["read", "raw", "codemix"]

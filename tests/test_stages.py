@@ -167,6 +167,27 @@ def test_collect_revalidates_given_pairs_and_drops_bad_ones(executor):
     assert 2 < len(topped.records) <= CollectConfig().max_pairs
 
 
+def test_collect_accepts_a_given_output_listed_in_another_order(executor):
+    """LeetCode statements say "return the answer in any order": the example shows one
+    order, the solution returns another (241. Different Ways to Add Parentheses: given
+    [0, 2], got [2, 0]). Same elements, nested lists included, reproduce; the kept
+    pair holds the order the code returns. Other elements, or other counts, do not."""
+    main = ("def main_solution(n):\n"
+            "    return [[j for j in range(i, 0, -1)] for i in range(n, 0, -1)]\n")
+    pairs = [
+        {"input": {"n": 2}, "output": [[1], [1, 2]]},  # [[2, 1], [1]] in another order at both levels
+        {"input": {"n": 3}, "output": [[3, 2, 1], [2, 1], [1]]},  # exact
+        {"input": {"n": 1}, "output": [[1], [1]]},  # another count: not the same answer
+        {"input": {"n": 4}, "output": [[4, 3, 2, 1], [3, 2, 1], [2, 1], [2]]},  # another element
+    ]
+    out = collect_io_shard([function(main, pairs=pairs)], CollectConfig(type_driven_pairs=False), executor)
+    assert out.rejects == []
+    assert [json.loads(p["input"]) for p in out.records] == [{"n": 2}, {"n": 3}]
+    assert [json.loads(p["output"]) for p in out.records] == [[[2, 1], [1]], [[3, 2, 1], [2, 1], [1]]]
+    assert json.loads(out.records[0]["given_output"]) == [[1], [1, 2]]
+    assert out.stats["pairs_dropped"] == {"pair_not_reproduced": 2}
+
+
 def test_collect_keeps_deterministic_float_functions_given_within_tolerance(executor):
     """The authors' rows record floats computed elsewhere (-0.5440211108893691 where
     this Python gives -0.544021110889369): the pair reproduces within tolerance, so

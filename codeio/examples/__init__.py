@@ -22,7 +22,10 @@ from codeio.examples.base import Extraction, OfflineFunction
 
 # What the extractors find is part of normalize's dataset key when it runs without an LLM:
 # bump this whenever a change here finds other functions or pairs in the same source
-# (2: design problems, custom node types, dataset rows; doctest and literal fixes).
-EXTRACTION_VERSION = "2"
+# (2: design problems, custom node types, dataset rows; doctest and literal fixes;
+# 3: premium locks out of titles, globals updated with += kept in the slice, tree nodes
+# given by value, sortedcontainers as a judge module, codec round trips, design
+# generators that cut the constructor's lists and favour short sequences, round()/float() doctests).
+EXTRACTION_VERSION = "3"
 
 __all__ = ["EXTRACTION_VERSION", "Extraction", "OfflineFunction"]

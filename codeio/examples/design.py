@@ -19,8 +19,10 @@ The size check of METHOD.md bounds an input to 1 KiB (deep size), about five
 calls: each example gives its whole sequence and its prefixes (a prefix of a
 call sequence is a call sequence, its output the prefix of the results), longest
 first, and the ones over the size check are left to collect_io to drop as it
-drops any pair. More inputs come from an ``input_generator`` built from the
-examples: the constructor call of an example, then a few calls drawn from the
+drops any pair (it still runs them to vet the function). More inputs come from
+an ``input_generator`` built from the examples: the constructor call of an
+example (a list argument sometimes cut to a random part of it, so that examples
+over the size check still lead to small inputs), then a few calls drawn from the
 methods the examples call, with arguments taken from theirs and varied a little;
 it runs in the sandbox like any row's generator, and calls that raise (``pop``
 on an empty stack) only cost a draw.
@@ -69,6 +71,15 @@ def _vary(value, strings):
     return value
 
 
+def _shrink(value):
+    """A constructor's list argument, or half the time a random part of it in order
+    (an example's is often what puts it over the size check)."""
+    if isinstance(value, list) and len(value) > 1 and random.random() < 0.5:
+        keep = sorted(random.sample(range(len(value)), random.randint(1, max(1, len(value) // 2))))
+        return [value[i] for i in keep]
+    return value
+
+
 def input_generator():
     operations, arguments = random.choice(_EXAMPLES)
     calls, strings = {{}}, []
@@ -77,12 +88,13 @@ def input_generator():
             calls.setdefault(name, []).append(values)
             strings += [v for v in values if isinstance(v, str)]
     names = sorted(calls)
-    new_operations, new_arguments = [operations[0]], [_vary(arguments[0], [])]
-    for _ in range(random.randint(1, _MAX_CALLS)):
+    new_operations, new_arguments = [operations[0]], [[_shrink(_vary(v, [])) for v in arguments[0]]]
+    for _ in range(random.randint(1, random.randint(1, _MAX_CALLS))):  # short sequences more often
         name = random.choice(names)
         new_operations.append(name)
         new_arguments.append(_vary(random.choice(calls[name]), strings))
-    return {{"operations": new_operations, "arguments": new_arguments}}
+    # as JSON builds them: lists grown by append carry spare slots that the deep size counts
+    return json.loads(json.dumps({{"operations": new_operations, "arguments": new_arguments}}))
 '''.strip("\n")
 
 WRAPPER = '''

@@ -4,7 +4,8 @@ Each top-level function that doctests call with literal arguments and a literal
 expected value becomes a unified function: the function and what it uses from
 its file, a ``main_solution`` wrapper with the same parameters, and its examples
 as pairs. ``f(x) == <literal>`` shown as ``True`` counts as ``f(x)`` giving the
-literal. Examples in the module docstring count for the function they call;
+literal; ``round(f(x), 3)`` and ``float(f(x))`` count as ``f(x)``. Examples in the
+module docstring count for the function they call;
 ``>>> name = <literal>`` lines earlier in the same docstring are substituted
 into later calls. Examples that raise, print, compare, use other names or values
 JSON cannot carry are passed over and counted by reason.
@@ -23,6 +24,8 @@ from codeio.examples.wrapping import MAIN_NAME, Unsupported, entry_wrapper, io_d
 KIND = "doctest"
 _PARSER = doctest.DocTestParser()
 _DOCSTRING_ERRORS = (ValueError, IndexError)  # doctest's parser on malformed docstrings
+# Calls a doctest wraps around the function to show its number (name: most arguments, the call first).
+NUMERIC_WRAPPERS = {"round": 2, "float": 1}
 
 
 def extract_doctest_functions(source: str, path: str) -> Extraction:
@@ -94,7 +97,15 @@ def _examples_of(docstring: str, functions: dict[str, ast.FunctionDef], found: E
 
 def _call_and_want(expression: ast.expr, want: str) -> tuple[ast.expr, str]:
     """``f(x) == <literal>`` (or ``f(x) is None``) shown as ``True`` is the call with
-    that literal as its expected text; anything else is itself."""
+    that literal as its expected text; ``round(f(x), n)`` and ``float(f(x))`` are the
+    call (the pair keeps what f returns, which must match the shown value within the
+    answer tolerance); anything else is itself."""
+    if (isinstance(expression, ast.Call) and isinstance(expression.func, ast.Name)
+            and expression.func.id in NUMERIC_WRAPPERS and not expression.keywords
+            and 1 <= len(expression.args) <= NUMERIC_WRAPPERS[expression.func.id]
+            and isinstance(expression.args[0], ast.Call)
+            and all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in expression.args[1:])):
+        return expression.args[0], want
     if (isinstance(expression, ast.Compare) and len(expression.ops) == 1 and want.strip() == "True"
             and isinstance(expression.ops[0], (ast.Eq, ast.Is)) and isinstance(expression.left, ast.Call)):
         expected = expression.comparators[0]

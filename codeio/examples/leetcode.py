@@ -48,6 +48,8 @@ SOLUTION_CLASS = "Solution"
 DESCRIPTION_SPAN = re.compile(r"<!--\s*description:start\s*-->(.*?)<!--\s*description:end\s*-->", re.S)
 DESCRIPTION_HEADING = re.compile(r"^##\s+Description\s*$(.*?)(?=^##\s)", re.S | re.M)
 TITLE_LINE = re.compile(r"^#\s+\[(?P<title>[^\]]+)\]\((?P<url>[^)]*)\)", re.M)
+# A premium problem's heading ends in a lock ("244. Shortest Word Distance II 🔒"): not part of its title.
+PREMIUM_MARK = re.compile(r"\s*\U0001F512\s*$")
 FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 DIFFICULTY = re.compile(r"^difficulty:\s*(\S+)", re.M)
 # HTML -> text: line breaks for block ends, ^ for superscripts, then no tags.
@@ -64,14 +66,48 @@ EXAMPLES_START = re.compile(r"^\s*Example\s*1?\s*:", re.M | re.I)
 CONSTRAINTS_START = re.compile(r"^\s*Constraints\s*:", re.M | re.I)
 ARGUMENT_NAME = re.compile(r"[A-Za-z_]\w*\s*=(?!=)")
 
-# Modules whose names LeetCode's judge pre-imports, in the order a name is looked up.
+# Modules whose names LeetCode's judge pre-imports, in the order a name is looked up
+# (sortedcontainers: SortedList, SortedDict, SortedSet, which many solutions use unimported).
 JUDGE_MODULES = ("collections", "heapq", "bisect", "itertools", "functools", "math", "string", "operator",
-                 "typing", "re", "random")
+                 "typing", "re", "random", "sortedcontainers")
 # A "#" between commas in an output: a level mark of a level-order serialization.
 LEVEL_MARK = re.compile(r"(?<=[\[,])\s*#\s*(?=[,\]])")
 # Custom judge types we cannot build from JSON (nested lists, interactive APIs); Node: see codeio.examples.nodes.
 UNSUPPORTED_TYPES = ("NestedInteger", "Employee", "ImmutableListNode", "MountainArray", "Master",
                      "Robot", "Sea", "ArrayReader", "BinaryMatrix", "CustomFunction", "GridMaster", "HtmlParser")
+
+# A tree node given by its value (Lowest Common Ancestor: root = [6,2,8], p = 2, q = 8; Output: 6):
+# the judge passes the node of ``root`` holding that value and shows a returned node by its value.
+BY_VALUE_HELPERS = '''
+def _find_tree_node(root, value):
+    queue = [root]
+    while queue:
+        node = queue.pop(0)
+        if node is not None:
+            if node.val == value:
+                return node
+            queue += [node.left, node.right]
+    raise ValueError(f"no node with value {value!r} in the tree")
+
+
+def _tree_node_value(node):
+    return None if node is None else node.val
+'''.strip("\n")
+
+
+# A codec problem's harness, as the solution file's closing comment shows it:
+#   codec = Codec()                              ser = Codec()
+#   codec.deserialize(codec.serialize(root))     deser = Codec()
+#                                                tree = ser.serialize(root)
+#                                                ans = deser.deserialize(tree)
+HARNESS_INSTANCE = re.compile(r"^#\s*(?P<obj>\w+)\s*=\s*(?P<cls>\w+)\(\)\s*$", re.M)
+HARNESS_NESTED = re.compile(r"^#\s*(?:\w+\s*=\s*)?(?P<outer_obj>\w+)\.(?P<outer>\w+)\(\s*(?P<inner_obj>\w+)"
+                            r"\.(?P<inner>\w+)\(\s*\w+\s*\)\s*\)\s*$", re.M)
+HARNESS_STEP = re.compile(r"^#\s*(?P<target>\w+)\s*=\s*(?P<obj>\w+)\.(?P<method>\w+)\(\s*(?P<arg>\w+)\s*\)\s*$", re.M)
+# Old-style solutions type their arguments in the docstring (":type root: TreeNode", ":rtype: str").
+DOC_TYPE = r"^\s*:type\s+{name}:\s*(?P<type>.+?)\s*$"
+DOC_RETURN_TYPE = re.compile(r"^\s*:rtype:\s*(?P<type>.+?)\s*$", re.M)
+
 
 # -- reading a folder (sources) ----------------------------------------------------------------
 def html_to_text(fragment: str) -> str:
@@ -92,7 +128,8 @@ def read_statement(readme: str) -> dict[str, Any] | None:
     title = TITLE_LINE.search(readme)
     front = FRONT_MATTER.match(readme)
     difficulty = DIFFICULTY.search(front.group(1)) if front else None
-    return {"format": FORMAT, "title": title.group("title").strip() if title else "",
+    heading = title.group("title").strip() if title else ""
+    return {"format": FORMAT, "title": PREMIUM_MARK.sub("", heading), "premium": bool(PREMIUM_MARK.search(heading)),
             "url": title.group("url").strip() if title else "",
             "difficulty": difficulty.group(1) if difficulty else None, "statement_html": span.group(1).strip()}
 
@@ -270,7 +307,12 @@ def leetcode_function(code: str, payload: dict[str, Any]) -> Extraction:
     if design.is_design(text, tree):
         return design_function(code, tree, text, problem, found)
     if not any(isinstance(n, ast.ClassDef) and n.name == SOLUTION_CLASS for n in tree.body):
-        found.skipped["no_solution_class"] += 1  # SQL/pandas problems, codecs, interactive problems
+        harness = codec_harness(code, tree)
+        if harness is not None:
+            examples, skipped = statement_examples(payload)
+            found.skipped.update(skipped)
+            return codec_function(code, tree, harness, examples, problem, found)
+        found.skipped["no_solution_class"] += 1  # SQL/pandas problems, interactive problems
         return found
     examples, skipped = statement_examples(payload)
     found.skipped.update(skipped)
@@ -321,6 +363,25 @@ def _boundary(annotation: str | None, flavour: str | None) -> tuple[str, bool] |
     if kind not in NODE_TYPES:
         raise Unsupported(f"custom_type:{NODE}")
     return kind, plural
+
+
+def _tree_nodes_by_value(params: list[tuple[str, str | None]], kinds: dict[str, tuple[str, bool] | None],
+                         pairs: list[dict[str, Any]]) -> tuple[dict[str, str], bool]:
+    """({tree-node parameter the examples give as a value: the tree parameter it is a node of},
+    whether a returned tree node is shown by its value): the statements write
+    ``root = [6,2,8], p = 2`` and ``Output: 6`` where the method takes and returns nodes."""
+    single_tree = [name for name, _ in params if kinds.get(name) == ("tree_node", False)]
+    roots = [name for name in single_tree if all(isinstance(p["input"][name], list) for p in pairs)]
+    by_value: dict[str, str] = {}
+    if roots:
+        for name in single_tree:
+            values = [p["input"][name] for p in pairs]
+            if name not in roots and all(isinstance(v, (int, str)) and not isinstance(v, bool) for v in values):
+                by_value[name] = roots[0]
+    outputs = [p["output"] for p in pairs]
+    value_returned = kinds.get("return") == ("tree_node", False) and any(o is not None for o in outputs) and \
+        all(o is None or (isinstance(o, (int, str)) and not isinstance(o, bool)) for o in outputs)
+    return by_value, value_returned
 
 
 def _convert(boundary: tuple[str, bool], direction: str, value: str) -> str:
@@ -378,7 +439,18 @@ def _function(code: str, tree: ast.Module, problem: Problem, method: ast.Functio
     in_place = returns == "None"
     target = f"Solution().{method.name}"
     return_kind = kinds["return"]
-    if in_place:  # LeetCode judges the first argument, changed in place
+    by_value, value_returned = ({}, False) if in_place else _tree_nodes_by_value(params, kinds, pairs)
+    if by_value or value_returned:
+        signature, call = call_parts(method.args, skip_first=True, convert={
+            **convert, **{root: root for root in by_value.values()},
+            **{name: f"_find_tree_node({root}, {name})" for name, root in by_value.items()}})
+        invocation = f"{target}({', '.join(call)})"
+        result = f"_tree_node_value({invocation})" if value_returned else \
+            (_convert(return_kind, "out", invocation) if return_kind else invocation)
+        lines = [f"    {root} = {convert[root]}" for root in dict.fromkeys(by_value.values())]
+        wrapper = "\n".join([f"def {MAIN_NAME}({signature}):", *lines, f"    return {result}"]) + "\n\n\n" + \
+            BY_VALUE_HELPERS + "\n"
+    elif in_place:  # LeetCode judges the first argument, changed in place
         signature, call = call_parts(method.args, skip_first=True, convert=convert)
         first, first_kind = params[0][0], kinds[params[0][0]]
         if first_kind:
@@ -394,13 +466,17 @@ def _function(code: str, tree: ast.Module, problem: Problem, method: ast.Functio
     helpers = node_helpers(tree, [kind[0] for kind in kinds.values() if kind])
     main_code = f"{header}{helpers}{code.strip()}\n\n\n{wrapper}"
     meaning = {name: _meaning(kind) for name, kind in kinds.items() if kind}
+    for name, root in by_value.items():
+        meaning[name] = f"the value of a node of `{root}`: the node passed is the first with that value in level order"
+    if value_returned:
+        meaning["return"] = "the value of the node returned (null for none)"
     for name, statement_name in renamed.items():
         meaning[name] = meaning.get(name, f"the argument `{name}`") + f" (`{statement_name}` in the statement)"
     if in_place and not return_kind:
         meaning["return"] = f"`{params[0][0]}` after the method changed it in place"
-    shown = {name: ("list" if kinds[name] else annotation) for name, annotation in params}
-    description = io_description([(name, shown[name]) for name, _ in params],
-                                 "list" if return_kind else returns, pairs,
+    shown = {name: (None if name in by_value else "list" if kinds[name] else annotation) for name, annotation in params}
+    shown_return = None if value_returned else "list" if return_kind else returns
+    description = io_description([(name, shown[name]) for name, _ in params], shown_return, pairs,
                                  f"the signature of Solution.{method.name} and the examples of {problem.title}", meaning)
     statement = problem.statement
     statement += (f"\n\n(the statement of {problem.title}, its examples removed; the entry point main_solution calls "
@@ -462,3 +538,102 @@ def design_function(code: str, tree: ast.Module, text: str, problem: Problem, fo
 def _mentions(tree: ast.Module, name: str) -> bool:
     return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(tree)) or \
         any(isinstance(n, ast.Constant) and isinstance(n.value, str) and name in n.value for n in ast.walk(tree))
+
+
+# -- codecs: encode, then decode, as the judge does -------------------------------------------------------
+@dataclass(frozen=True)
+class Harness:
+    """A codec's round trip: ``cls().outer(cls().inner(value))`` (``shared``: one instance for both)."""
+
+    cls: str
+    inner: str
+    outer: str
+    shared: bool
+
+
+def codec_harness(code: str, tree: ast.Module) -> Harness | None:
+    """The round trip the solution file's closing comment shows, on a class it defines, or None."""
+    classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    instances = {m.group("obj"): m.group("cls") for m in HARNESS_INSTANCE.finditer(code) if m.group("cls") in classes}
+    nested = HARNESS_NESTED.search(code)
+    if nested is not None:
+        outer_obj, inner_obj = nested.group("outer_obj"), nested.group("inner_obj")
+        inner, outer = nested.group("inner"), nested.group("outer")
+    else:
+        steps = list(HARNESS_STEP.finditer(code))
+        chained = next(((a, b) for a in steps for b in steps if b.group("arg") == a.group("target")), None)
+        if chained is None:
+            return None
+        inner_obj, inner = chained[0].group("obj"), chained[0].group("method")
+        outer_obj, outer = chained[1].group("obj"), chained[1].group("method")
+    if inner_obj not in instances or instances.get(outer_obj) != instances[inner_obj]:
+        return None
+    return Harness(instances[inner_obj], inner, outer, shared=inner_obj == outer_obj)
+
+
+def _annotation(method: ast.FunctionDef, name: str | None) -> str | None:
+    """A parameter's (``name``) or the return's (None) annotation, else its docstring type."""
+    if name is None:
+        if method.returns is not None:
+            return ast.unparse(method.returns)
+        match = DOC_RETURN_TYPE.search(ast.get_docstring(method) or "")
+    else:
+        arg = next(a for a in method.args.args if a.arg == name)
+        if arg.annotation is not None:
+            return ast.unparse(arg.annotation)
+        match = re.search(DOC_TYPE.format(name=re.escape(name)), ast.get_docstring(method) or "", re.M)
+    return match.group("type") if match else None
+
+
+def codec_function(code: str, tree: ast.Module, harness: Harness, examples: list[Example], problem: Problem,
+                   found: Extraction) -> Extraction:
+    """``main_solution(value)`` returning ``outer(inner(value))``: what the judge compares
+    with the statement's output (the examples are round trips)."""
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == harness.cls)
+    methods = {n.name: n for n in cls.body if isinstance(n, ast.FunctionDef)}
+    inner, outer = methods.get(harness.inner), methods.get(harness.outer)
+    if inner is None or outer is None:
+        found.skipped["no_entry_method"] += 1
+        return found
+    params = checked_parameters(inner.args, found.skipped, skip_first=True)
+    if params is None:
+        return found
+    if len(params) != 1:
+        found.skipped["codec_arguments"] += 1
+        return found
+    name = params[0][0]
+    try:
+        flavour = node_flavour(code)
+        value_in = _boundary(_annotation(inner, name), flavour)
+        value_out = _boundary(_annotation(outer, None), flavour)
+    except Unsupported as error:
+        found.skipped[str(error)] += 1
+        return found
+    renamed: dict[str, str] = {}
+    pairs = _pairs(examples, [name], found, renamed)
+    if not pairs:
+        found.skipped["no_examples"] += 1
+        return found
+    argument = _convert(value_in, "in", name) if value_in else name
+    second = "first" if harness.shared else f"{harness.cls}()"
+    result = f"{second}.{harness.outer}(first.{harness.inner}({argument}))"
+    wrapper = (f"def {MAIN_NAME}({name}):\n    first = {harness.cls}()\n"
+               f"    return {_convert(value_out, 'out', result) if value_out else result}\n")
+    parts = judge_imports(tree)
+    header = "\n".join(parts) + "\n\n" if parts else ""
+    helpers = node_helpers(tree, [kind[0] for kind in (value_in, value_out) if kind])
+    main_code = f"{header}{helpers}{code.strip()}\n\n\n{wrapper}"
+    trip = f"{harness.cls}.{harness.inner}, then {harness.cls}.{harness.outer}"
+    meaning = {name: _meaning(value_in) if value_in else f"the value to encode with {harness.cls}.{harness.inner}",
+               "return": f"the value after the round trip through {trip}"
+               + (f": {_meaning(value_out)}" if value_out else "")}
+    if name in renamed:
+        meaning[name] += f" (`{renamed[name]}` in the statement)"
+    description = io_description([(name, "list" if value_in else params[0][1])], "list" if value_out else None, pairs,
+                                 f"the signatures of {harness.cls} and the examples of {problem.title}", meaning)
+    statement = problem.statement + (f"\n\n(the statement of {problem.title}, its examples removed; the entry point "
+                                     f"main_solution encodes with {harness.cls}.{harness.inner} and decodes the result "
+                                     f"with {harness.cls}.{harness.outer}, as the judge does; read without an LLM)")
+    found.functions.append(OfflineFunction(name=problem.title, kind=KIND, main_code=main_code, io_description=description,
+                                           problem_statement=statement, pairs=tuple(pairs)))
+    return found

@@ -173,10 +173,13 @@ def _widened(low: float, high: float) -> tuple[Any, Any]:
 
 
 def mutate(value: Any, shape: Shape, rng: random.Random) -> Any:
-    """A small change of an example value: one item changed, added or removed, or a fresh draw."""
+    """A small change of an example value: one item changed, added or removed (never below
+    the examples' shortest length), or a fresh draw."""
     if shape.kind == "list" and isinstance(value, list) and shape.item is not None:
         items = list(value)
-        move = rng.choice(("change", "add", "drop")) if items else "add"
+        # never shorter than every example (draw keeps that bound too): "1 <= nums.length"
+        move = rng.choice(("change", "add", "drop") if len(items) > shape.min_len else ("change", "add")) \
+            if items else "add"
         if shape.item.kind == "list" and items and isinstance(items[0], list):  # a matrix row as wide as the others
             fresh = _fixed_row(shape.item, len(items[0]), rng, 1)
         else:
@@ -190,7 +193,8 @@ def mutate(value: Any, shape: Shape, rng: random.Random) -> Any:
         return _arranged(items, shape)
     if shape.kind == "str" and isinstance(value, str) and shape.alphabet:
         chars = list(value)
-        move = rng.choice(("change", "add", "drop")) if chars else "add"
+        move = rng.choice(("change", "add", "drop") if len(chars) > shape.min_len else ("change", "add")) \
+            if chars else "add"
         if move == "change":
             chars[rng.randrange(len(chars))] = rng.choice(shape.alphabet)
         elif move == "add" and len(chars) < MAX_TEXT_LEN:

@@ -64,6 +64,8 @@ def used_names(node: ast.AST) -> set[str]:
     those it binds itself (for a function or class: its parameters and locals,
     unless declared global)."""
     loads = {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Load)}
+    # "count += 1" reads count too (its Name is a Store)
+    loads |= {sub.target.id for sub in ast.walk(node) if isinstance(sub, ast.AugAssign) and isinstance(sub.target, ast.Name)}
     if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
         # a loop variable read in its own loop is not needed from elsewhere
         return loads - {sub.id for sub in ast.walk(node) if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store)}

@@ -106,6 +106,7 @@ def select_shard(outcomes: Iterable[ReadOutcome], config: SelectConfig, eval_ind
         rules["read"] += 1
         record_id = f"{record['source_id']} ({_name(record)})"
         raw = record["kind"] == "raw"
+        rules["raw"] += raw  # what the CodeMix and PyEdu-R rules judge; problems and unified rows pass them
         features: dict[str, Any] = {}
         facts = None
         if raw and config.codemix is not None:

@@ -2,8 +2,10 @@
 
 Functions with an input generator are sampled (up to 1000 generator calls, 10
 distinct pairs, at least 2 kept). Functions from unified sources bring their
-own pairs, which must reproduce here (within the answer tolerance); a kept pair
-holds the output the code returned here, the given one stays as provenance.
+own pairs, which must reproduce here (within the answer tolerance, or as the
+same elements listed in another order: LeetCode examples show one order of an
+answer "in any order"); a kept pair holds the output the code returned here,
+the given one stays as provenance.
 When the row also has an input generator, it tops them up to the same 10; when
 it has none, inputs drawn after the shapes of the reproduced pairs' values do
 (codeio.examples.typegen). Either way the kept inputs are run again in a server
@@ -28,8 +30,10 @@ from codeio.sandbox.sizecheck import size_violation
 from codeio.records import IO_PAIR, UNIFIED_FUNCTION, dumps, reject, stable_id
 from codeio.stages.base import StageOutput
 
-VERSION = "3"  # 2: kept given pairs hold the executed output; the re-check compares two executions
+VERSION = "5"  # 2: kept given pairs hold the executed output; the re-check compares two executions
 # 3: given pairs topped up from the row's input generator, else from type-driven inputs
+# 4: a given output in another list order reproduces; given inputs over the size check vet a generator
+# 5: type-driven inputs never shorter than every example
 READS = UNIFIED_FUNCTION
 WRITES = IO_PAIR
 MISSING_PACKAGE_ERRORS = ("ModuleNotFoundError", "ImportError")
@@ -90,8 +94,8 @@ def _limits(config: CollectConfig, timeout: float) -> Limits:
 def _collect_one(function: dict[str, Any], config: CollectConfig, executor: Executor) -> _FunctionOutcome:
     function_id = function["function_id"]
     if function.get("given_pairs") is not None:
-        candidates, failure, dropped = _revalidate(function, config, executor)
-        if _wants_more(function, candidates, failure, config):
+        candidates, failure, dropped, vetted = _revalidate(function, config, executor)
+        if _wants_more(function, candidates, failure, config, vetted):
             candidates, failure, dropped = _more_pairs(function, candidates, dropped, config, executor)
         elif failure is None and candidates and len(candidates) < config.max_pairs and config.type_driven_pairs \
                 and not function.get("generator_code"):
@@ -187,14 +191,16 @@ def _sample(function: dict[str, Any], config: CollectConfig, executor: Executor)
     return [(p.input_json, p.output_json, None) for p in result.pairs], None, dropped
 
 
-def _wants_more(function: dict[str, Any], kept: list, failure: dict[str, str] | None, config: CollectConfig) -> bool:
+def _wants_more(function: dict[str, Any], kept: list, failure: dict[str, str] | None, config: CollectConfig,
+                vetted: int = 0) -> bool:
     """Given pairs are topped up to ``max_pairs`` from the row's input generator
-    when at least one of them reproduced (or none were given): a function whose
-    own examples all fail is not trusted with new inputs."""
+    when at least one of them reproduced (or none were given; or only examples over
+    the size check did, ``vetted``): a function whose own examples all fail is not
+    trusted with new inputs."""
     if len(kept) >= config.max_pairs or not function.get("generator_code"):
         return False
     if failure is None:
-        return bool(kept) or not json.loads(function["given_pairs"])
+        return bool(kept) or vetted > 0 or not json.loads(function["given_pairs"])
     return failure["reason"] == "no_valid_pairs" and not json.loads(function["given_pairs"])
 
 
@@ -263,35 +269,47 @@ def _entry_parameters(code: str, entry: str = "main_solution") -> list[str]:
 
 
 def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Executor):
-    """Pairs given by a unified source count only if running the code reproduces them."""
+    """Pairs given by a unified source count only if running the code reproduces them.
+    A given pair over the size check is never kept, but when the function has an input
+    generator it still runs: one that reproduces vouches for the wrapping (``vetted``),
+    so the generator may draw small inputs (a design problem's examples are often
+    longer than 1 KiB even cut to the constructor and one call)."""
     function_id = function["function_id"]
     given = json.loads(function["given_pairs"])
     dropped: list[dict[str, str]] = []
     indices: list[int] = []  # each input's position among the given pairs: rejects name that one
     inputs: list[str] = []
     expected: list[Any] = []
+    vet_only: set[int] = set()  # positions in inputs that are run to vet the function, never kept
     for index, pair in enumerate(given):
         pair_ref = f"{function_id}#pair{index}"
         problem = _given_pair_problem(pair, inputs)
         if problem is not None:
             dropped.append(reject(pair_ref, problem, dumps(pair.get("input"))[:500]))
-            continue
+            if problem != "pair_input_too_large" or not function.get("generator_code") \
+                    or not isinstance(pair.get("input"), dict) or not is_finite_value(pair.get("output")):
+                continue
+            vet_only.add(len(inputs))
         indices.append(index)
         inputs.append(dumps(pair["input"]))
         expected.append(pair["output"])
     if not inputs:
-        return [], reject(function_id, "no_valid_pairs", _dropped_detail(dropped)), dropped
+        return [], reject(function_id, "no_valid_pairs", _dropped_detail(dropped)), dropped, 0
     results = executor.run(
         # every given pair gets its own chance: a slow pair must not drop the ones after it
         RunRequest(code=function["main_code"], inputs_json=tuple(inputs), limits=_limits(config, config.call_timeout_s),
                    stop_on_fatal=False, seed=config.seed)
     )
     kept: list[tuple[str, str, str | None]] = []  # (input, output as executed here, output given)
-    for index, input_json, want, result in zip(indices, inputs, expected, results):
+    vetted = 0
+    for position, (index, input_json, want, result) in enumerate(zip(indices, inputs, expected, results)):
         pair_ref = f"{function_id}#pair{index}"
+        if position in vet_only:
+            vetted += _reproduces(result, want)
+            continue
         if result.status is ExecStatus.EXCEPTION and result.error_type in MISSING_PACKAGE_ERRORS:
             reason = _failure_reason(result.error_type, result.error_message, result.status)
-            return [], reject(function_id, reason, result.describe()), dropped
+            return [], reject(function_id, reason, result.describe()), dropped, 0
         if not result.ok:
             dropped.append(reject(pair_ref, f"pair_{_failure_reason(result.error_type, result.error_message, result.status)}",
                                   result.describe()))
@@ -299,11 +317,42 @@ def _revalidate(function: dict[str, Any], config: CollectConfig, executor: Execu
         actual = json.loads(result.value_json)
         if not is_finite_value(actual):
             dropped.append(reject(pair_ref, "pair_non_finite_output", result.value_json))
-        elif not values_match(actual, want):
+        elif not values_match(actual, want) and not same_elements(actual, want):
             dropped.append(reject(pair_ref, "pair_not_reproduced", f"given {dumps(want)}, got {result.value_json}"))
         else:
             kept.append((input_json, result.value_json, dumps(want)))
-    return kept, None, dropped
+    if len(vet_only) == len(inputs) and not vetted:
+        return [], reject(function_id, "no_valid_pairs", _dropped_detail(dropped)), dropped, 0
+    return kept, None, dropped, vetted
+
+
+def _reproduces(result: Any, want: Any) -> bool:
+    """Whether an execution result reproduces a given output."""
+    if not result.ok:
+        return False
+    actual = json.loads(result.value_json)
+    return is_finite_value(actual) and (values_match(actual, want) or same_elements(actual, want))
+
+
+def same_elements(actual: Any, given: Any) -> bool:
+    """Whether two outputs hold the same elements, each list's items in any order
+    (nested lists too). It only vets a given pair: the pair kept holds what the code
+    returned, so a looser vetting never puts a wrong output in a pair."""
+    if not isinstance(actual, list) or not isinstance(given, list) or len(actual) != len(given):
+        return False
+    try:
+        return canonical_json(_unordered(actual)) == canonical_json(_unordered(given))
+    except RecursionError:
+        return False
+
+
+def _unordered(value: Any) -> Any:
+    """The value with every list's items sorted by their canonical JSON, recursively."""
+    if isinstance(value, list):
+        return sorted((_unordered(item) for item in value), key=lambda item: canonical_json(item) or "")
+    if isinstance(value, dict):
+        return {key: _unordered(item) for key, item in value.items()}
+    return value
 
 
 def _given_pair_problem(pair: dict[str, Any], seen_inputs: list[str]) -> str | None:

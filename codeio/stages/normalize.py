@@ -122,8 +122,15 @@ def _from_unified(source: dict[str, Any]) -> dict[str, Any]:
 
 
 def _from_offline(source: dict[str, Any], function: OfflineFunction) -> dict[str, Any]:
+    """The function's record; its origin is the source's plus the function's name (a file
+    gives several functions, and each sample's origin must say which one it came from)."""
+    try:
+        origin = json.loads(source.get("origin") or "{}")
+    except ValueError:
+        origin = {}
+    origin = {**(origin if isinstance(origin, dict) else {}), "function": function.name}
     return _function_record(
-        source,
+        {**source, "origin": dumps(origin)},
         main_code=function.main_code,
         io_description=function.io_description,
         generator_code=function.generator_code,
