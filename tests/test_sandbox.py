@@ -89,6 +89,61 @@ def test_missing_entry_and_syntax_error_fail_every_call(executor):
     assert res[0].status is ExecStatus.EXCEPTION and res[0].error_type == "SyntaxError"
 
 
+COMPILED_EITHER_WAY = textwrap.dedent(
+    """
+    import math
+    counter = [0]
+
+    def main_solution(a: int, b):
+        counter[0] += 1
+        return {"sum": math.fsum([a, b]), "calls": counter[0], "annotations": main_solution.__annotations__,
+                "file": __file__, "module": __name__, "line": main_solution.__code__.co_firstlineno}
+    """
+)
+
+
+def test_code_compiled_by_the_server_or_the_child_behaves_the_same(executor):
+    """The server compiles code up to SERVER_COMPILE_MAX_CHARS; longer code, and code the
+    compiler warns about, is compiled in the child: same results, same errors."""
+    from codeio.sandbox.server import SERVER_COMPILE_MAX_CHARS
+
+    inputs = ('{"a": 1, "b": 2}', '{"a": 3, "b": 4}')
+    short = executor.run(RunRequest(code=COMPILED_EITHER_WAY, inputs_json=inputs, check_size=False))
+    padding = "#" * (SERVER_COMPILE_MAX_CHARS + 10) + "\n"
+    long = executor.run(RunRequest(code=padding + COMPILED_EITHER_WAY, inputs_json=inputs, check_size=False))
+    warned = executor.run(RunRequest(code="assert (1, 'always true')\n" + COMPILED_EITHER_WAY, inputs_json=inputs,
+                                     check_size=False))
+    for res, first_line in ((short, 5), (long, 6), (warned, 6)):
+        assert [r.status for r in res] == [ExecStatus.OK] * 2
+        values = [json.loads(r.value_json) for r in res]
+        assert [v["calls"] for v in values] == [1, 1]  # every call from the code as loaded
+        assert values[0] == {"sum": 3.0, "calls": 1, "annotations": {"a": "int"}, "file": "<code>",
+                             "module": "__codeio_sandbox__", "line": first_line}
+    broken = executor.run(RunRequest(code=padding + "def main_solution(:\n", inputs_json=("{}",)))
+    assert broken[0].status is ExecStatus.EXCEPTION and broken[0].error_type == "SyntaxError"
+
+
+@pytest.mark.parametrize("source", [
+    "x = " + "(" * 20000 + ")" * 20000,
+    "x = " + "-" * 60000 + "1",
+    "x = 1" + "+1" * 30000,
+    "x = " + "[" * 30000 + "]" * 30000,
+    "x = " + "lambda: " * 8000 + "1",
+    "x = 2 ** 10000000\nx = 'a' * 10 ** 9\n",
+    "x = 1\0",
+], ids=["parens", "unary", "binop", "lists", "lambdas", "folding", "nul"])
+def test_hostile_source_does_not_hurt_the_server(executor, source):
+    """Deep nesting, huge constants to fold, a NUL byte: the server's compile gives up
+    (the child compiles and reports it) or stays small; the server lives on."""
+    servers = set(executor.server_pids())
+    res = executor.run(RunRequest(code=source + "\ndef main_solution():\n    return 1\n", inputs_json=("{}",),
+                                  limits=Limits(timeout_s=5.0, memory_mb=512)))
+    assert res[0].status in (ExecStatus.OK, ExecStatus.EXCEPTION, ExecStatus.MEMORY, ExecStatus.TIMEOUT)
+    assert res[0].status is not ExecStatus.SANDBOX_ERROR
+    assert executor.run(RunRequest(code=ADD, inputs_json=('{"a": 2, "b": 3}',)))[0].value_json == "5"
+    assert set(executor.server_pids()) == servers
+
+
 def test_child_only_import_works_and_missing_package_is_reported(executor):
     code = "import sqlite3, fractions, wave\ndef main_solution():\n    return str(fractions.Fraction(1, 3)) + sqlite3.sqlite_version[:0]\n"
     r = run_one(executor, code, "{}", limits=Limits())

@@ -36,6 +36,7 @@ import importlib
 import json
 import os
 import resource
+import _signal
 import signal
 import sys
 import time
@@ -58,7 +59,7 @@ RUN_STATUS_FATAL = {"timeout", "memory", "killed", "output_limit", "sandbox_erro
 SAMPLE_TICK_FACTOR = 2.0  # a sampling attempt (generator + entry) may take 2 per-call timeouts
 NOFILE_LIMIT = 256
 CHILD_CHANNEL_FD = 3
-CHILD_JOB_FD = 4
+SERVER_COMPILE_MAX_CHARS = 64 << 10  # longer code is compiled in the child, under its limits
 CHILD_FRAME_OVERHEAD = 64 << 10
 # numpy.random is left out on purpose: its ten extension modules add ~60 memory
 # mappings, which makes every fork ~0.4 ms slower; children that use it import
@@ -66,12 +67,13 @@ CHILD_FRAME_OVERHEAD = 64 << 10
 WARM_SUBMODULES = {"numpy": ("numpy.linalg",)}
 
 _libc = ctypes.CDLL(None, use_errno=True)
+CHILD_DEFAULT_SIGNALS = (int(signal.SIGPIPE), int(signal.SIGINT), int(signal.SIGTERM))
+_SIG_DFL = int(signal.SIG_DFL)
 
 
-class WarmChild(NamedTuple):
+class Child(NamedTuple):
     pid: int
     chan_r: int  # results from the child
-    job_w: int  # the job to the child (closed once written)
     pidfd: int  # -1 when pidfd_open is unavailable
     workdir: str
 
@@ -127,8 +129,8 @@ class Server:
         self.work_root = cfg["work_root"]
         self.batch = 0
         self.pid = os.getpid()
-        self.warm: WarmChild | None = None
-        self.deferred: list[tuple[WarmChild, int]] = []
+        self.raw_fork: Any = None  # libc fork when single-threaded (see _fork)
+        self.deferred: list[tuple[Child, int]] = []
 
     # ---- start-up ---------------------------------------------------------
     def setup(self) -> None:
@@ -160,6 +162,11 @@ class Server:
             os.makedirs(self.work_root, mode=0o711, exist_ok=True)
             os.chmod(self.work_root, 0o711)
         self.seccomp = self._probe_seccomp()
+        if self.seccomp:
+            # Once here rather than in every child (children inherit it): the server
+            # needs none of what it refuses once the namespaces and the view are built.
+            isolation.install_seccomp()
+        self.raw_fork = _raw_fork_if_single_threaded()
 
     def _enter_isolation(self) -> None:
         """User namespace when unprivileged, then net/mount/IPC/PID; as init of
@@ -239,6 +246,10 @@ class Server:
         child = self.child_module = importlib.import_module("codeio.sandbox.child")
         child.install_seed_on_import()
         child.warm_up()
+        # What every child had set in its sys (argv, no .pyc writes) is set here once: a
+        # write to sys in a child makes it re-read all of sys for its guard.
+        sys.argv = ["main"]
+        sys.dont_write_bytecode = True
         # Children must not walk (and so copy-on-write) every preloaded object in a GC pass.
         gc.collect()
         gc.freeze()
@@ -289,15 +300,13 @@ class Server:
     def serve(self, inp: int, out: int) -> None:
         reader = FrameReader(inp)
         write_frame(out, {"ready": True, "info": self.info()})
-        self.prefork()
         while True:
             try:
                 job = reader.read(None)
             except ChannelClosed:
-                self.drop_warm()
                 return
             if job.get("kind") == "ping":
-                write_frame(out, {"pong": True})
+                write_frame(out, {"pong": True, "usage": _usage()})
                 continue
             try:
                 if job["kind"] == "run":
@@ -308,7 +317,6 @@ class Server:
                 response = {"error": f"{type(exc).__name__}: {exc}"}
             write_frame(out, response)
             self.finish_deferred()
-            self.prefork()
 
     # ---- one child -------------------------------------------------------
     def _make_workdir(self) -> str:
@@ -319,58 +327,49 @@ class Server:
             os.chown(path, self.uid, self.uid)
         return path
 
-    def _fork_child(self) -> WarmChild:
-        """Fork an isolated child that waits for its job: fork, after-fork work and
-        isolation happen while the server is idle, off the request's critical path."""
+    def _start_child(self, job: dict[str, Any], start: int, compiled: Any) -> Child:
+        """Fork an isolated child for ``job``: it inherits the job (no frame to read)
+        and the code compiled here (``compiled``, see ``_compile``)."""
         workdir = self._make_workdir()
         r, w = os.pipe()
-        jr, jw = os.pipe()
         self.child_module.snapshot_before_fork()
-        pid = os.fork()
+        pid = self._fork()
         if pid == 0:
             try:
                 os.close(r)
-                os.close(jw)
-                self._isolate(w, jr, workdir)
-                job = FrameReader(CHILD_JOB_FD).read(None)
-                os.close(CHILD_JOB_FD)
+                self._isolate(w, workdir)
                 _apply_limits(job["limits"], self._nproc_base())
-                from codeio.sandbox.child import child_main
-
-                child_main(job, CHILD_CHANNEL_FD, int(job["start"]))
+                self.child_module.child_main(job, CHILD_CHANNEL_FD, start, compiled)
             finally:
                 os._exit(99)
         os.close(w)
-        os.close(jr)
         os.set_blocking(r, False)
         try:
             pidfd = os.pidfd_open(pid)
         except OSError:
             pidfd = -1
-        return WarmChild(pid, r, jw, pidfd, workdir)
+        return Child(pid, r, pidfd, workdir)
 
-    def _start_child(self, job: dict[str, Any], start: int) -> WarmChild:
-        child, self.warm = self.warm, None
-        if child is None:
-            child = self._fork_child()
-        job["start"] = start
-        try:
-            write_frame(child.job_w, job)
-        except OSError:
-            pass  # it died while waiting: the read loop sees it end
-        os.close(child.job_w)
-        return child
+    def _compile(self, job: dict[str, Any]) -> Any:
+        """The code compiled in the server, once per job (in a child the compiler's
+        allocations cost ~1 ms of copy-on-write faults), or None: then the child
+        compiles it itself, under its limits. Hostile source is bounded here: only
+        code up to ``SERVER_COMPILE_MAX_CHARS`` is compiled, and any error or warning
+        (deep nesting, a syntax error, a SyntaxWarning) leaves it to the child,
+        which reports it exactly as before."""
+        return self.child_module.compile_guarded(job.get("code"), SERVER_COMPILE_MAX_CHARS)
 
-    def prefork(self) -> None:
-        if self.warm is None:
-            self.warm = self._fork_child()
-
-    def drop_warm(self) -> None:
-        child, self.warm = self.warm, None
-        if child is not None:
-            os.close(child.job_w)
-            self._finish_child(child)
-            self._cleanup(child.workdir, 0)
+    def _fork(self) -> int:
+        """fork(2) without Python's after-fork hooks (threading, random, logging
+        re-initialisation: ~200 copy-on-write faults and ~0.7 ms per child) when
+        this server is single-threaded, where skipping them is sound: no lock can
+        be held by another thread, and every child seeds random itself."""
+        if self.raw_fork is None:
+            return os.fork()
+        pid = self.raw_fork()
+        if pid < 0:
+            raise OSError(ctypes.get_errno(), "fork failed")
+        return pid
 
     def finish_deferred(self) -> None:
         """Reap children whose results are already answered (kept off the critical path)."""
@@ -379,19 +378,17 @@ class Server:
             self._finish_child(child)
             self._cleanup(child.workdir, max_processes)
 
-    def _isolate(self, chan: int, job_fd: int, workdir: str) -> None:
+    def _isolate(self, chan: int, workdir: str) -> None:
         """In the child: new session, descriptors, uid switch (order matters).
         Resource limits follow once the job is known (lowering needs no privilege)."""
         os.setsid()
-        _libc.prctl(PR_SET_NAME, CHILD_PROCESS_NAME, 0, 0, 0)  # visible in ps/top as the sandboxed child
+        _set_process_name(CHILD_PROCESS_NAME)  # visible in ps/top as the sandboxed child
         os.chdir(workdir)
         chan_hi = fcntl.fcntl(chan, fcntl.F_DUPFD, 10)
-        job_hi = fcntl.fcntl(job_fd, fcntl.F_DUPFD, 10)
         null = os.open("/dev/null", os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(chan_hi, CHILD_CHANNEL_FD)
-        os.dup2(job_hi, CHILD_JOB_FD)
-        os.closerange(CHILD_JOB_FD + 1, 1 << 16)
+        os.closerange(CHILD_CHANNEL_FD + 1, 1 << 16)
         if self.is_root and self.uid is not None:
             os.setgroups([])
             os.setgid(self.uid)
@@ -402,19 +399,16 @@ class Server:
         os.dup2(log, 1)
         os.dup2(log, 2)
         os.close(log)
-        _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid: credential changes clear it
+        if not self.pidns:  # in its PID namespace, the server's death kills every child anyway
+            _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after setuid: credential changes clear it
         if os.getppid() != self.pid:
             os._exit(0)
         os.environ["HOME"] = workdir
         os.environ["TMPDIR"] = workdir
-        for sig in (signal.SIGPIPE, signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, signal.SIG_DFL)
+        for sig in CHILD_DEFAULT_SIGNALS:
+            _signal.signal(sig, _SIG_DFL)  # the C function: signal.signal's enum wrapping costs ~60 page copies
         if not self.netns:
             sys.addaudithook(_deny_network)  # weaker fallback: Python-level sockets only
-        if self.seccomp:
-            isolation.install_seccomp()
-        sys.argv = ["main"]
-        sys.dont_write_bytecode = True
 
     def _nproc_base(self) -> int:
         """RLIMIT_NPROC counts every process of the uid. As root the child has a uid
@@ -425,7 +419,7 @@ class Server:
             return 0
         return sum(1 for e in os.listdir("/proc") if e.isdigit())
 
-    def _finish_child(self, child: WarmChild) -> tuple[int, float]:
+    def _finish_child(self, child: Child) -> tuple[int, float]:
         """SIGKILL the child's group, reap it, return (wait status, cpu seconds)."""
         pid, r, pidfd = child.pid, child.chan_r, child.pidfd
         try:
@@ -512,10 +506,11 @@ class Server:
         limits = job["limits"]
         results: list[dict[str, Any]] = []
         job["require"] = [job["entry"]]
+        compiled = self._compile(job)
         while len(results) < n:
             start = len(results)
             limits["cpu_s"] = float(limits["timeout_s"]) * (n - start + 1) + LOAD_EXTRA_S
-            child = self._start_child(job, start)
+            child = self._start_child(job, start, compiled)
             try:
                 ended = self._read_calls(child, job, results)
             except BaseException:
@@ -546,7 +541,7 @@ class Server:
                 results.extend([dict(skipped) for _ in range(n - len(results))])
         return results
 
-    def _read_calls(self, child: WarmChild, job: dict[str, Any], results: list[dict[str, Any]]) -> _Ended | None:
+    def _read_calls(self, child: Child, job: dict[str, Any], results: list[dict[str, Any]]) -> _Ended | None:
         """Collect one child's call results into ``results``; None when it answered
         every call, else why it stopped (it must then be retired)."""
         limits = job["limits"]
@@ -583,7 +578,7 @@ class Server:
             return _Ended(loaded, bad=str(exc)[:200])
         return None
 
-    def _retire(self, child: WarmChild, limits: dict[str, Any]) -> tuple[int, float]:
+    def _retire(self, child: Child, limits: dict[str, Any]) -> tuple[int, float]:
         status, cpu = self._finish_child(child)
         self._cleanup(child.workdir, int(limits["max_processes"]))
         return status, cpu
@@ -593,7 +588,7 @@ class Server:
         limits = job["limits"]
         limits["cpu_s"] = float(limits["timeout_s"]) + LOAD_EXTRA_S + 1
         job["require"] = [job["generator"], job["entry"]]
-        child = self._start_child(job, 0)
+        child = self._start_child(job, 0, self._compile(job))
         tracker = frames.SampleTracker(int(job["max_attempts"]), int(job["max_pairs"]), int(limits["max_output_bytes"]))
         try:
             response, timed_out = self._read_sample(child, job, tracker)
@@ -616,7 +611,7 @@ class Server:
         response["pairs"] = tracker.pairs
         return response
 
-    def _read_sample(self, child: WarmChild, job: dict[str, Any],
+    def _read_sample(self, child: Child, job: dict[str, Any],
                      tracker: frames.SampleTracker) -> tuple[dict[str, Any] | None, bool | str]:
         """(summary, False) when the child finished; (None, timed out?) when it died or
         hung; (None, reason) when it sent a malformed frame."""
@@ -651,6 +646,41 @@ class _Ended(NamedTuple):
     timed_out: bool = False
     bad: str | None = None  # it sent a malformed frame
     fresh: bool = False  # a call changed shared state: the next calls need a new child
+
+
+def _set_process_name(name: bytes) -> None:
+    """PR_SET_NAME through /proc (no ctypes call in the child: its first calls copy ~100 pages)."""
+    try:
+        fd = os.open("/proc/thread-self/comm", os.O_WRONLY)
+    except OSError:
+        _libc.prctl(PR_SET_NAME, name, 0, 0, 0)
+        return
+    try:
+        os.write(fd, name)
+    except OSError:
+        _libc.prctl(PR_SET_NAME, name, 0, 0, 0)
+    finally:
+        os.close(fd)
+
+
+def _raw_fork_if_single_threaded() -> Any:
+    """libc's fork, callable with the GIL held, when this process has one thread (else None)."""
+    try:
+        if len(os.listdir("/proc/self/task")) != 1:
+            return None
+    except OSError:
+        return None
+    fork = ctypes.PyDLL(None, use_errno=True).fork
+    fork.argtypes = ()
+    fork.restype = ctypes.c_int
+    return fork
+
+
+def _usage() -> dict[str, float]:
+    """CPU seconds and page faults of the server and of its reaped children (for profiling)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"server_cpu": own.ru_utime + own.ru_stime, "server_minflt": own.ru_minflt,
+            "children_cpu": children.ru_utime + children.ru_stime, "children_minflt": children.ru_minflt}
 
 
 def _child_frame_cap(limits: dict[str, Any]) -> int:
