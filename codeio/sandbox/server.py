@@ -131,6 +131,7 @@ class Server:
         self.pid = os.getpid()
         self.raw_fork: Any = None  # libc fork when single-threaded (see _fork)
         self.deferred: list[tuple[Child, int]] = []
+        self.dying: list[Child] = []  # answered, SIGKILLed, not yet reaped (no fork allowed to them)
 
     # ---- start-up ---------------------------------------------------------
     def setup(self) -> None:
@@ -304,6 +305,7 @@ class Server:
             try:
                 job = reader.read(None)
             except ChannelClosed:
+                self._reap_dying()
                 return
             if job.get("kind") == "ping":
                 write_frame(out, {"pong": True, "usage": _usage()})
@@ -330,6 +332,7 @@ class Server:
     def _start_child(self, job: dict[str, Any], start: int, compiled: Any) -> Child:
         """Fork an isolated child for ``job``: it inherits the job (no frame to read)
         and the code compiled here (``compiled``, see ``_compile``)."""
+        self._reap_dying()
         workdir = self._make_workdir()
         r, w = os.pipe()
         self.child_module.snapshot_before_fork()
@@ -372,11 +375,26 @@ class Server:
         return pid
 
     def finish_deferred(self) -> None:
-        """Reap children whose results are already answered (kept off the critical path)."""
+        """Children whose results are already answered: SIGKILLed now; reaped and
+        cleaned up after (``_reap_dying``) right before the next fork, so that their
+        exit (~1 ms of unmapping) overlaps reading and compiling the next job. A child
+        that was allowed to fork is reaped at once: its escapees must not live on."""
         while self.deferred:
             child, max_processes = self.deferred.pop()
+            if max_processes > 0:
+                self._finish_child(child)
+                self._cleanup(child.workdir, max_processes)
+            else:
+                _kill_group(child.pid)
+                self.dying.append(child)
+
+    def _reap_dying(self) -> None:
+        """Reap the children killed by ``finish_deferred`` and clean up after them (their
+        work dirs, the private /tmp and /dev/shm): always before another child starts."""
+        while self.dying:
+            child = self.dying.pop()
             self._finish_child(child)
-            self._cleanup(child.workdir, max_processes)
+            self._cleanup(child.workdir, 0)
 
     def _isolate(self, chan: int, workdir: str) -> None:
         """In the child: new session, descriptors, uid switch (order matters).
@@ -422,16 +440,7 @@ class Server:
     def _finish_child(self, child: Child) -> tuple[int, float]:
         """SIGKILL the child's group, reap it, return (wait status, cpu seconds)."""
         pid, r, pidfd = child.pid, child.chan_r, child.pidfd
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            pass
+        _kill_group(pid)
         try:
             _, status, usage = os.wait4(pid, 0)
         except ChildProcessError:
@@ -648,6 +657,18 @@ class _Ended(NamedTuple):
     fresh: bool = False  # a call changed shared state: the next calls need a new child
 
 
+def _kill_group(pid: int) -> None:
+    """SIGKILL a child (not yet reaped: its pid cannot be reused) and its process group."""
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def _set_process_name(name: bytes) -> None:
     """PR_SET_NAME through /proc (no ctypes call in the child: its first calls copy ~100 pages)."""
     try:
@@ -715,33 +736,44 @@ def _setrlimit(which: int, value: int) -> None:
 
 
 def _remove_tree(path: str) -> None:
-    """rmtree without importing shutil (which loads bz2/lzma into the server).
-    Safe as root: every process of the sandbox uid is dead when it runs."""
-    for root, dirs, files in os.walk(path, topdown=False):
-        for name in files:
-            _unlink(os.path.join(root, name))
-        for name in dirs:
-            full = os.path.join(root, name)
-            if os.path.islink(full):
-                _unlink(full)
-            else:
+    """rmtree without importing shutil (which loads bz2/lzma into the server), without
+    recursion (os.walk recurses: a child's deep tree would exceed the recursion limit
+    here) and without following symlinks. Safe as root: every process of the sandbox
+    uid is dead when it runs."""
+    stack = [path]
+    emptied: list[str] = []
+    while stack:
+        folder = stack.pop()
+        emptied.append(folder)
+        try:
+            entries = os.scandir(folder)
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
                 try:
-                    os.rmdir(full)
+                    is_dir = entry.is_dir(follow_symlinks=False)
                 except OSError:
-                    pass
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
+                    is_dir = False
+                if is_dir:
+                    stack.append(entry.path)
+                else:
+                    _unlink(entry.path)
+    for folder in reversed(emptied):  # children before their parents
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
 
 
 def _empty(folder: str) -> None:
     try:
-        entries = [entry.path for entry in os.scandir(folder)]
+        with os.scandir(folder) as it:
+            entries = [(entry.path, entry.is_dir(follow_symlinks=False)) for entry in it]
     except OSError:
         return
-    for path in entries:
-        if os.path.isdir(path) and not os.path.islink(path):
+    for path, is_dir in entries:
+        if is_dir:
             _remove_tree(path)
         else:
             _unlink(path)
