@@ -6,20 +6,24 @@ isolated child per batch of calls. Run as
 Once per server (``setup``, with :mod:`codeio.sandbox.isolation`): a user
 namespace when not root, then network, mount, IPC and PID namespaces (the
 server becomes init of the latter), the preloads, then a minimal filesystem
-view. Per child, in order (see ``_isolate`` and ``_apply_limits``):
+view, then the seccomp filter (no sockets, ptrace, mounts, namespaces, keyctl,
+bpf...), which every child inherits. Per job, the server compiles the code
+(small, silent code only: see ``_compile``) and forks the child, which inherits
+the job and the code object. Per child, in order (see ``_isolate`` and
+``_apply_limits``):
 
 - own session/process group; stdin is /dev/null; stdout/stderr go to a file
   in its private work dir (RLIMIT_FSIZE caps it) and, at Python level, to a
   sink that ends the call with OUTPUT_LIMIT past ``max_output_bytes``;
 - as root: an unprivileged uid leased to this server alone (61000 + n);
   unprivileged: no capability left;
-- a seccomp filter (no sockets, ptrace, mounts, namespaces, keyctl, bpf...);
 - RLIMIT_AS / CPU / FSIZE / NPROC / NOFILE / CORE from the request;
 - per-call deadline enforced from outside: the child reports one frame per
   call and its process group is SIGKILLed when a frame is late; after each
   batch, ``kill(-1)`` reaps escapees (setsid, double fork) when the code was
-  allowed to fork; PR_SET_PDEATHSIG ties children to the server and the
-  server to its owner.
+  allowed to fork; the server's death ends its children (they are in its PID
+  namespace, of which it is init; without one, PR_SET_PDEATHSIG), and
+  PR_SET_PDEATHSIG ties the server to its owner.
 
 Whatever the kernel refuses is a missing guarantee (``isolation.lost``: name,
 the kernel's reason, what is lost), reported with the server's info: logged by
