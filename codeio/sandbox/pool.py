@@ -35,7 +35,7 @@ BLAS_THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"
                     "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
 PER_CALL_SLACK_S = 1.0  # server-side overhead allowance per call (fork, reap) in the answer deadline
 UID_DRAIN_S = 5.0  # how long close() waits for a leased uid's processes to be gone
-SERVER_EXIT_WAIT_S = 2.0  # a server told to stop (EOF) ends its warm child and exits by itself
+SERVER_EXIT_WAIT_S = 2.0  # a server told to stop (EOF) reaps its last child and exits by itself
 STATUS_BY_VALUE = {s.value: s for s in ExecStatus}
 _LOG = logging.getLogger(__name__)
 
