@@ -402,13 +402,18 @@ def test_the_ingestion_flow_reads_leetcode_folders_as_the_pipeline_does():
 LEETCODE_DESIGN = DATA / "leetcode_design"
 
 
-def design_functions() -> tuple[dict[str, dict], list[dict]]:
+def leetcode_functions(folder: Path) -> tuple[dict[str, dict], list[dict]]:
+    """Normalize a LeetCode-layout folder offline: unified functions by problem, and the rejects."""
     from codeio.sources import parse_source_specs, read_sources
 
-    records = [o.record for o in read_sources(parse_source_specs([f"leetcode:{LEETCODE_DESIGN}"]))]
+    records = [o.record for o in read_sources(parse_source_specs([f"leetcode:{folder}"]))]
     out = normalize_shard(records, OFFLINE, llm=None)
     UNIFIED_FUNCTION.check(out.records)
     return {json.loads(f["origin"])["problem"]: f for f in out.records}, out.rejects
+
+
+def design_functions() -> tuple[dict[str, dict], list[dict]]:
+    return leetcode_functions(LEETCODE_DESIGN)
 
 
 def test_design_examples_are_call_sequences_cut_to_the_size_check():
@@ -482,12 +487,7 @@ LEETCODE_MORE = DATA / "leetcode_more"
 
 
 def more_functions() -> tuple[dict[str, dict], list[dict]]:
-    from codeio.sources import parse_source_specs, read_sources
-
-    records = [o.record for o in read_sources(parse_source_specs([f"leetcode:{LEETCODE_MORE}"]))]
-    out = normalize_shard(records, OFFLINE, llm=None)
-    UNIFIED_FUNCTION.check(out.records)
-    return {json.loads(f["origin"])["problem"]: f for f in out.records}, out.rejects
+    return leetcode_functions(LEETCODE_MORE)
 
 
 def test_tree_nodes_given_by_value_are_found_in_the_tree_and_returned_by_value(executor):
