@@ -364,6 +364,50 @@ def test_candidates_are_never_shorter_than_every_example():
     assert any(c["nums"] == [] for c in allowed)
 
 
+def _in_order(level_order):
+    """The values of a LeetCode level-order tree in order (the judge's own construction)."""
+    nodes = [None if v is None else {"val": v, "kids": []} for v in level_order]
+    root, queue, i = nodes[0] if nodes else None, [nodes[0]] if nodes and nodes[0] else [], 1
+    while queue and i < len(nodes):
+        node = queue.pop(0)
+        for _ in range(2):
+            child = nodes[i] if i < len(nodes) else None
+            node["kids"].append(child)
+            if child is not None:
+                queue.append(child)
+            i += 1
+    def walk(node):
+        if node is None:
+            return []
+        kids = node["kids"] + [None, None]
+        return walk(kids[0]) + [node["val"]] + walk(kids[1])
+    return walk(root)
+
+
+def test_candidates_keep_a_binary_search_tree_when_every_example_is_one():
+    """"Kth smallest element in a BST" given [3,1,4,null,2]: a drawn level order that is no
+    BST gave the in-order k-th value, an answer that contradicts the statement shown with
+    it. When every example tree is a BST, every candidate is one; a plain tree stays free."""
+    from codeio.examples.typegen import candidate_inputs
+
+    examples = [{"root": [3, 1, 4, None, 2], "k": 1}, {"root": [5, 3, 6, 2, 4, None, None, 1], "k": 3}]
+    found = candidate_inputs(["root", "k"], examples, count=40, seed=5)
+    assert len(found) == 40
+    for candidate in found:
+        values = _in_order(candidate["root"])
+        assert values == sorted(set(values)), candidate  # strictly increasing in order
+        assert candidate["root"][-1] is not None and len(values) >= 1
+    assert len({len(_in_order(c["root"])) for c in found}) > 2  # sizes vary, not only the examples'
+    assert candidate_inputs(["root", "k"], examples, count=40, seed=5) == found  # seeded
+
+    plain = [{"root": [1, 2, 3, None, 5]}, {"root": [4, 9, 0, 5, 1]}]  # trees that are no BST
+    free = candidate_inputs(["root"], plain, count=40, seed=5)
+    assert any(_in_order(c["root"]) != sorted(set(_in_order(c["root"]))) for c in free)
+    tiny = [{"root": [2, 1]}, {"root": [1]}]  # fewer than 3 nodes say nothing about the order
+    assert any(_in_order(c["root"]) != sorted(set(_in_order(c["root"])))
+               for c in candidate_inputs(["root"], tiny, count=40, seed=5) if len(c["root"]) > 2)
+
+
 def test_functions_without_a_generator_get_type_driven_pairs(executor):
     sources = [source_record(DOCTESTS / name) for name in ("text_tools.py", "number_tools.py")]
     functions = normalize_shard(sources, OFFLINE, llm=None).records
