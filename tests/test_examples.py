@@ -408,6 +408,26 @@ def test_candidates_keep_a_binary_search_tree_when_every_example_is_one():
                for c in candidate_inputs(["root"], tiny, count=40, seed=5) if len(c["root"]) > 2)
 
 
+def test_candidates_keep_the_order_every_example_keeps_between_arguments():
+    """"1 <= k <= nums.length", "lo <= hi": a changed nums one item shorter, or a k drawn
+    afresh, broke the constraint the statement states (and the examples keep); such a
+    candidate is no input of the problem. An order only some examples keep is no rule."""
+    from codeio.examples.typegen import candidate_inputs, relations
+
+    examples = [{"nums": [1, 2, 3], "k": 3, "lo": 0, "hi": 2}, {"nums": [4, 5], "k": 1, "lo": 1, "hi": 1}]
+    assert set(relations(["nums", "k", "lo", "hi"], examples)) >= {("k", "nums", "len<="), ("lo", "hi", "<=")}
+    found = candidate_inputs(["nums", "k", "lo", "hi"], examples, count=40, seed=2)
+    assert len(found) == 40
+    assert all(c["k"] <= len(c["nums"]) and c["lo"] <= c["hi"] for c in found)
+    assert any(c["k"] == len(c["nums"]) for c in found)  # "<=" is not "<"
+
+    unordered = [{"a": 1, "b": 5}, {"a": 7, "b": 2}]
+    assert relations(["a", "b"], unordered) == []
+    assert relations(["a", "b"], unordered[:1]) == []  # one example says nothing
+    drawn = candidate_inputs(["a", "b"], unordered, count=40, seed=2)
+    assert any(c["a"] > c["b"] for c in drawn) and any(c["a"] < c["b"] for c in drawn)
+
+
 def test_functions_without_a_generator_get_type_driven_pairs(executor):
     sources = [source_record(DOCTESTS / name) for name in ("text_tools.py", "number_tools.py")]
     functions = normalize_shard(sources, OFFLINE, llm=None).records

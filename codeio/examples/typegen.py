@@ -6,7 +6,9 @@ their item shape, lengths, and whether every example was sorted, had distinct
 items or was a binary search tree in LeetCode's level order (so that a
 "kth smallest in a BST" never meets a tree that is no BST: its answer would
 contradict the statement shown with it), dicts with their keys, nulls with
-their share. Candidates are drawn from
+their share. Between arguments, an order that every example keeps (at least two
+of them) is kept too: an int at most, or below, the length of a list or string
+(``1 <= k <= nums.length``, an index), an int at most another (``lo <= hi``). Candidates are drawn from
 a seeded ``random.Random`` (the same function and seed give the same inputs):
 half change one argument of an example (cross-argument constraints such as
 ``k <= len(nums)`` mostly survive), half draw every argument afresh within
@@ -291,6 +293,49 @@ def mutate(value: Any, shape: Shape, rng: random.Random) -> Any:
     return draw(shape, rng)
 
 
+Relation = tuple[str, str, str]  # (int argument, other argument, "<=" | "<" | "len<=" | "len<")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _holds(relation: Relation, values: dict[str, Any]) -> bool:
+    left, right, op = relation
+    a, b = values.get(left), values.get(right)
+    if not _is_int(a):
+        return False
+    if op.startswith("len"):
+        if not isinstance(b, (list, str)):
+            return False
+        b = len(b)
+    elif not _is_int(b):
+        return False
+    return a < b if op.endswith("<") else a <= b
+
+
+def relations(names: Sequence[str], examples: Sequence[dict[str, Any]]) -> list[Relation]:
+    """The order relations between two arguments that every example keeps (none from a
+    single example: one pair of values says nothing about an order)."""
+    if len(examples) < 2:
+        return []
+    found: list[Relation] = []
+    for left in names:
+        if not all(_is_int(example.get(left)) for example in examples):
+            continue
+        for right in names:
+            if right == left:
+                continue
+            for strict, loose in (("len<", "len<="), ("<", "<=")):
+                if all(_holds((left, right, strict), example) for example in examples):
+                    found.append((left, right, strict))
+                    break
+                if all(_holds((left, right, loose), example) for example in examples):
+                    found.append((left, right, loose))
+                    break
+    return found
+
+
 def candidate_inputs(names: Sequence[str], examples: Sequence[dict[str, Any]], count: int, seed: int,
                      avoid: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """Up to ``count`` new inputs (keyword dicts) that pass the size check,
@@ -299,6 +344,7 @@ def candidate_inputs(names: Sequence[str], examples: Sequence[dict[str, Any]], c
     if not names or not examples or count <= 0:
         return []
     shapes = {name: infer([example[name] for example in examples if name in example]) for name in names}
+    kept_relations = relations(names, examples)
     rng = random.Random(seed)
     seen = {canonical_json(example) for example in (*examples, *avoid)}
     found: list[dict[str, Any]] = []
@@ -313,7 +359,8 @@ def candidate_inputs(names: Sequence[str], examples: Sequence[dict[str, Any]], c
         else:
             candidate = {name: draw(shapes[name], rng) for name in names}
         key = canonical_json(candidate)
-        if key is None or key in seen or size_violation(candidate) is not None:
+        if key is None or key in seen or size_violation(candidate) is not None \
+                or not all(_holds(relation, candidate) for relation in kept_relations):
             continue
         seen.add(key)
         found.append(candidate)
