@@ -408,6 +408,22 @@ def test_candidates_keep_a_binary_search_tree_when_every_example_is_one():
                for c in candidate_inputs(["root"], tiny, count=40, seed=5) if len(c["root"]) > 2)
 
 
+def test_a_level_order_tree_with_distinct_values_keeps_them_distinct():
+    """"All Node.val are unique" (LCA of a binary tree): the examples' trees hold several
+    nulls, which made "distinct items" false, and candidates got repeated values."""
+    from codeio.examples.typegen import candidate_inputs
+
+    examples = [{"root": [3, 5, 1, 6, 2, 0, 8, None, None, 7, 4]}, {"root": [1, 2, None, 4]}]
+    found = candidate_inputs(["root"], examples, count=40, seed=4)
+    assert len(found) == 40 and any(None in c["root"] for c in found)
+    for candidate in found:
+        values = [v for v in candidate["root"] if v is not None]
+        assert len(values) == len(set(values)), candidate
+    repeated = [{"root": [1, 1, None, 2]}, {"root": [3, None, 3]}]  # trees that repeat values may still
+    assert any(len({v for v in c["root"] if v is not None}) < sum(v is not None for v in c["root"])
+               for c in candidate_inputs(["root"], repeated, count=40, seed=4))
+
+
 def test_candidates_keep_the_order_every_example_keeps_between_arguments():
     """"1 <= k <= nums.length", "lo <= hi": a changed nums one item shorter, or a k drawn
     afresh, broke the constraint the statement states (and the examples keep); such a

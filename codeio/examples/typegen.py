@@ -47,7 +47,7 @@ class Shape:
     keys: tuple[str, ...] = ()
     values: dict[str, "Shape"] = field(default_factory=dict)
     ordered: bool = False  # every example list was sorted (and had 2+ items somewhere)
-    distinct: bool = False  # every example list had distinct items
+    distinct: bool = False  # every example list had distinct items (nulls aside: the gaps of a level-order tree)
     bst: bool = False  # every example list was a BST in level order (one with 3+ nodes somewhere)
     null_share: float = 0.0
     seen: list[Any] = field(default_factory=list)
@@ -81,7 +81,7 @@ def infer(values: Sequence[Any]) -> Shape:
         shape = Shape("list", item=infer(items) if items else Shape("int", low=0, high=9),
                       min_len=min(lengths), max_len=max(lengths),
                       ordered=bool(multi) and all(_is_sorted(v) for v in multi),
-                      distinct=all(len({canonical_json(i) for i in v}) == len(v) for v in present),
+                      distinct=all(_distinct(v) for v in present),
                       bst=_all_search_trees(present))
     elif all(isinstance(v, dict) for v in present):
         key_sets = {tuple(v) for v in present}
@@ -106,6 +106,11 @@ def _alphabet(chars: list[str]) -> str:
             pool += group
     pool += "".join(c for c in chars if c not in pool)
     return pool
+
+
+def _distinct(items: list[Any]) -> bool:
+    present = [canonical_json(item) for item in items if item is not None]
+    return len(set(present)) == len(present)
 
 
 def _is_sorted(items: list[Any]) -> bool:
@@ -232,10 +237,14 @@ def _arranged(items: list[Any], shape: Shape) -> list[Any]:
     if shape.bst:  # the items' order is the insertion order: random when drawn, the example's when mutated
         return _search_tree(items)
     if shape.distinct:
-        unique: dict[str | None, Any] = {}
+        seen: set[str | None] = set()
+        kept = []
         for item in items:
-            unique.setdefault(canonical_json(item), item)
-        items = list(unique.values())
+            key = canonical_json(item)
+            if item is None or key not in seen:
+                kept.append(item)
+                seen.add(key)
+        items = kept
     if shape.ordered and _is_sorted(sorted(items, key=_order_key)):
         items = sorted(items, key=_order_key)
     return items
