@@ -689,3 +689,19 @@ def test_row_examples_and_asserts_become_pairs_that_reproduce(executor):
         outputs.setdefault(index[pair["function_id"]], []).append(json.loads(pair["output"]))
     assert outputs == {0: [[0, 1], [1, 2], [0, 1]], 1: [[1, 1, 2, 3, 4, 4], [0]], 2: [2, 0, 3], 3: [[4, 5], []]}
     assert not collected.rejects
+
+
+def test_nested_integers_cross_the_boundary_as_nested_lists(executor):
+    """Nested List Weight Sum / Mini Parser take or return the judge's NestedInteger
+    (was: rejected as custom_type:NestedInteger): the class is supplied, a nested list
+    becomes NestedIntegers on the way in and a returned one becomes a nested list."""
+    by_title, rejects = leetcode_functions(DATA / "leetcode_nested")
+    assert not rejects and set(by_title) == {"301. Depth Weighted Total", "302. Read Nested"}
+    total, reader = by_title["301. Depth Weighted Total"], by_title["302. Read Nested"]
+    assert "class NestedInteger" in total["main_code"] and "class TreeNode" not in total["main_code"]
+    assert "Solution().depthTotal([_to_nested_integer(v) for v in items])" in total["main_code"]
+    assert "return _from_nested_integer(Solution().readNested(s))" in reader["main_code"]
+    assert "nested integer" in total["io_description"]
+    out = collect_io_shard([total, reader], GIVEN_ONLY, executor)
+    assert not out.rejects
+    assert sorted(json.dumps(json.loads(p["output"])) for p in out.records) == ["13", "19", "42", "[7, [8, [9]]]"]
