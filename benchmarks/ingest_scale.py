@@ -364,20 +364,23 @@ def run_flow(corpus: Path) -> tuple[float, dict[str, Any]]:
 
 def timeline(store: Path, began: float, ended: float) -> str:
     """When each stage's shards ran (from their completion markers), in seconds after
-    the run began (wall clock), and when the run ended."""
+    the run began (wall clock), when the run ended, and the shards' own seconds summed
+    (the same work in both runs: a difference is the machine's other load, not the flow)."""
     import json
     from datetime import datetime
 
     spans: dict[str, list[float]] = {}
+    work = 0.0
     for marker in sorted(store.glob("datasets/*/*/_parts/*.json")):
         data = json.loads(marker.read_text())
         stage = marker.parts[-4]
         start, end = (datetime.fromisoformat(data[k]).timestamp() for k in ("started_at", "finished_at"))
         span = spans.setdefault(stage, [start, end])
         span[0], span[1] = min(span[0], start), max(span[1], end)
+        work += float(data.get("seconds", 0.0))
     return ", ".join([f"{stage} {a - began:.1f}-{b - began:.1f}"
                       for stage, (a, b) in sorted(spans.items(), key=lambda item: item[1][0])]
-                     + [f"end {ended - began:.1f}"])
+                     + [f"end {ended - began:.1f}; shard seconds summed {work:.1f}"])
 
 
 def main() -> None:
