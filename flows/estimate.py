@@ -23,8 +23,10 @@ the Parquet footers (rows, and the content column's size), from the first MiB of
 each JSONL shard (rows per byte, scaled to the file's size: an estimate, exact
 when the file is smaller) and from ``git ls-files`` with the files' sizes. Each
 row then stands for one raw file of the average size, uncached, that every
-selection rule keeps (an upper bound). With the ingest option ``pyedu_judge``,
-each raw file also costs one judge request.
+selection rule keeps (an upper bound). Without an endpoint such a row counts as one
+function, which is a guess rather than a bound (a file may hold several
+doctest-bearing functions or none): ``instances_bounded`` says so. With the
+ingest option ``pyedu_judge``, each raw file also costs one judge request.
 
 Completions use the assumed lengths below (``max_tokens`` gives the maximum).
 """
@@ -208,6 +210,7 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
                 response_format=response_format)], times=size.rows)
         function("", "", "", typical["content"], placeholder_pairs, times=size.rows)
 
+    scale_rows_counted = bool(counts["corpus_files"] or counts["git_files"])
     wrong = max(0.0, min(1.0, 1.0 - first_round_pass_rate))
     parts = {"normalize": normalize.scaled(1.0), "synthesize": synthesize.scaled(1.0),
              "revise_upper_bound": revise.scaled(wrong)}
@@ -231,11 +234,22 @@ def estimate_run(settings: Settings, spec: RunSpec, first_round_pass_rate: float
         "cost_usd_max": cost_max if prices_known else None,
         "budget_usd": budget,
         "within_budget": None if budget is None or not prices_known else cost <= budget,
+        # Without an endpoint a row gives the functions its doctests carry: none, one or several, which
+        # only reading the row can tell; one per row is then a guess, not a bound.
+        "instances_bounded": endpoint or not scale_rows_counted,
         "note": "estimate before execution: functions and pairs rejected later reduce it, revisions are an upper "
                 "bound; cached responses are free"
-                + ("; corpus:/git: rows counted from metadata and listings, each assumed kept by every selection "
-                   "rule and uncached (an upper bound)" if counts["corpus_files"] or counts["git_files"] else ""),
+                + (_scale_note(endpoint) if scale_rows_counted else ""),
     }
+
+
+def _scale_note(endpoint: bool) -> str:
+    if endpoint:
+        return ("; corpus:/git: rows counted from metadata and listings, each assumed kept by every selection "
+                "rule and uncached (an upper bound)")
+    return ("; corpus:/git: rows counted from metadata and listings, never read: without an endpoint a row gives "
+            "one function per doctest-bearing function it holds (often none), counted here as one each "
+            "(instances_estimate is a guess for them, not a bound)")
 
 
 @dataclass(frozen=True)
@@ -396,7 +410,8 @@ def render_estimate(estimate: dict[str, Any], console: Console) -> None:
     table.add_column("item")
     table.add_column("estimate", justify="right")
     for name in ("raw_files", "unified_functions", "offline_functions", "rejected_at_ingest", "instances_estimate"):
-        table.add_row(name, str(estimate[name]))
+        guess = name == "instances_estimate" and not estimate["instances_bounded"]
+        table.add_row(name, str(estimate[name]) + (" (a guess: corpus:/git: rows are not read)" if guess else ""))
     if estimate["corpus_files"] or estimate["git_files"]:
         rows = f"{estimate['scale_rows']}" + (" (estimated from JSONL heads)" if estimate["scale_rows_estimated"] else "")
         table.add_row("corpus: / git: files", f"{estimate['corpus_files']} / {estimate['git_files']}")

@@ -68,6 +68,7 @@ def test_dry_run_counts_corpus_and_git_sources_from_metadata_and_spends_nothing(
     assert plain["requests"]["synthesize"] == plain["instances_estimate"] > 0
     assert plain["prompt_tokens"] > rows * 100 and plain["cost_usd"] > 0  # rows of ~360 characters each
     assert "pyedu_judge" not in plain["requests"] and "corpus:/git:" in plain["note"]
+    assert plain["instances_bounded"] and "an upper bound" in plain["note"]
 
     assert judged["requests"]["pyedu_judge"] == rows
     assert judged["cost_usd"] > plain["cost_usd"]
@@ -114,3 +115,20 @@ def test_dry_run_without_an_endpoint_counts_the_functions_sources_carry_pairs_fo
     estimate = json.loads(done.output)
     assert (estimate["raw_files"], estimate["offline_functions"]) == (5, 5)
     assert estimate["instances_estimate"] == 5 * 2 * 2 and estimate["requests"]["total"] == 0
+
+
+def test_without_an_endpoint_the_instances_of_unread_rows_are_called_a_guess(tmp_path, scale_sources):
+    """Offline, a corpus:/git: row gives one function per doctest-bearing function it holds
+    (none, one or several), which the dry run cannot know without reading it: the estimate
+    must not call its count an upper bound."""
+    corpus, tree = scale_sources
+    env = {"CODEIO_STORE": str(tmp_path / "store"), "CODEIO_DATABASE_URL": f"sqlite:///{tmp_path / 'l.db'}",
+           "CODEIO_DASK_WORKERS": "0"}
+    done = CliRunner().invoke(app, ["run", "--dry-run", "--json", "--source", f"git:{tree}"], env=env)
+    assert done.exit_code == 0, done.output
+    estimate = json.loads(done.output)
+    assert estimate["git_files"] == 2 and estimate["requests"]["total"] == 0
+    assert not estimate["instances_bounded"]
+    assert "not a bound" in estimate["note"] and "(an upper bound)" not in estimate["note"]
+    table = CliRunner().invoke(app, ["run", "--dry-run", "--source", f"git:{tree}"], env=env)
+    assert table.exit_code == 0 and "a guess" in table.output, table.output

@@ -364,6 +364,86 @@ def test_candidates_are_never_shorter_than_every_example():
     assert any(c["nums"] == [] for c in allowed)
 
 
+def _in_order(level_order):
+    """The values of a LeetCode level-order tree in order (the judge's own construction)."""
+    nodes = [None if v is None else {"val": v, "kids": []} for v in level_order]
+    root, queue, i = nodes[0] if nodes else None, [nodes[0]] if nodes and nodes[0] else [], 1
+    while queue and i < len(nodes):
+        node = queue.pop(0)
+        for _ in range(2):
+            child = nodes[i] if i < len(nodes) else None
+            node["kids"].append(child)
+            if child is not None:
+                queue.append(child)
+            i += 1
+    def walk(node):
+        if node is None:
+            return []
+        kids = node["kids"] + [None, None]
+        return walk(kids[0]) + [node["val"]] + walk(kids[1])
+    return walk(root)
+
+
+def test_candidates_keep_a_binary_search_tree_when_every_example_is_one():
+    """"Kth smallest element in a BST" given [3,1,4,null,2]: a drawn level order that is no
+    BST gave the in-order k-th value, an answer that contradicts the statement shown with
+    it. When every example tree is a BST, every candidate is one; a plain tree stays free."""
+    from codeio.examples.typegen import candidate_inputs
+
+    examples = [{"root": [3, 1, 4, None, 2], "k": 1}, {"root": [5, 3, 6, 2, 4, None, None, 1], "k": 3}]
+    found = candidate_inputs(["root", "k"], examples, count=40, seed=5)
+    assert len(found) == 40
+    for candidate in found:
+        values = _in_order(candidate["root"])
+        assert values == sorted(set(values)), candidate  # strictly increasing in order
+        assert candidate["root"][-1] is not None and len(values) >= 1
+    assert len({len(_in_order(c["root"])) for c in found}) > 2  # sizes vary, not only the examples'
+    assert candidate_inputs(["root", "k"], examples, count=40, seed=5) == found  # seeded
+
+    plain = [{"root": [1, 2, 3, None, 5]}, {"root": [4, 9, 0, 5, 1]}]  # trees that are no BST
+    free = candidate_inputs(["root"], plain, count=40, seed=5)
+    assert any(_in_order(c["root"]) != sorted(set(_in_order(c["root"]))) for c in free)
+    tiny = [{"root": [2, 1]}, {"root": [1]}]  # fewer than 3 nodes say nothing about the order
+    assert any(_in_order(c["root"]) != sorted(set(_in_order(c["root"])))
+               for c in candidate_inputs(["root"], tiny, count=40, seed=5) if len(c["root"]) > 2)
+
+
+def test_a_level_order_tree_with_distinct_values_keeps_them_distinct():
+    """"All Node.val are unique" (LCA of a binary tree): the examples' trees hold several
+    nulls, which made "distinct items" false, and candidates got repeated values."""
+    from codeio.examples.typegen import candidate_inputs
+
+    examples = [{"root": [3, 5, 1, 6, 2, 0, 8, None, None, 7, 4]}, {"root": [1, 2, None, 4]}]
+    found = candidate_inputs(["root"], examples, count=40, seed=4)
+    assert len(found) == 40 and any(None in c["root"] for c in found)
+    for candidate in found:
+        values = [v for v in candidate["root"] if v is not None]
+        assert len(values) == len(set(values)), candidate
+    repeated = [{"root": [1, 1, None, 2]}, {"root": [3, None, 3]}]  # trees that repeat values may still
+    assert any(len({v for v in c["root"] if v is not None}) < sum(v is not None for v in c["root"])
+               for c in candidate_inputs(["root"], repeated, count=40, seed=4))
+
+
+def test_candidates_keep_the_order_every_example_keeps_between_arguments():
+    """"1 <= k <= nums.length", "lo <= hi": a changed nums one item shorter, or a k drawn
+    afresh, broke the constraint the statement states (and the examples keep); such a
+    candidate is no input of the problem. An order only some examples keep is no rule."""
+    from codeio.examples.typegen import candidate_inputs, relations
+
+    examples = [{"nums": [1, 2, 3], "k": 3, "lo": 0, "hi": 2}, {"nums": [4, 5], "k": 1, "lo": 1, "hi": 1}]
+    assert set(relations(["nums", "k", "lo", "hi"], examples)) >= {("k", "nums", "len<="), ("lo", "hi", "<=")}
+    found = candidate_inputs(["nums", "k", "lo", "hi"], examples, count=40, seed=2)
+    assert len(found) == 40
+    assert all(c["k"] <= len(c["nums"]) and c["lo"] <= c["hi"] for c in found)
+    assert any(c["k"] == len(c["nums"]) for c in found)  # "<=" is not "<"
+
+    unordered = [{"a": 1, "b": 5}, {"a": 7, "b": 2}]
+    assert relations(["a", "b"], unordered) == []
+    assert relations(["a", "b"], unordered[:1]) == []  # one example says nothing
+    drawn = candidate_inputs(["a", "b"], unordered, count=40, seed=2)
+    assert any(c["a"] > c["b"] for c in drawn) and any(c["a"] < c["b"] for c in drawn)
+
+
 def test_functions_without_a_generator_get_type_driven_pairs(executor):
     sources = [source_record(DOCTESTS / name) for name in ("text_tools.py", "number_tools.py")]
     functions = normalize_shard(sources, OFFLINE, llm=None).records
@@ -402,13 +482,18 @@ def test_the_ingestion_flow_reads_leetcode_folders_as_the_pipeline_does():
 LEETCODE_DESIGN = DATA / "leetcode_design"
 
 
-def design_functions() -> tuple[dict[str, dict], list[dict]]:
+def leetcode_functions(folder: Path) -> tuple[dict[str, dict], list[dict]]:
+    """Normalize a LeetCode-layout folder offline: unified functions by problem, and the rejects."""
     from codeio.sources import parse_source_specs, read_sources
 
-    records = [o.record for o in read_sources(parse_source_specs([f"leetcode:{LEETCODE_DESIGN}"]))]
+    records = [o.record for o in read_sources(parse_source_specs([f"leetcode:{folder}"]))]
     out = normalize_shard(records, OFFLINE, llm=None)
     UNIFIED_FUNCTION.check(out.records)
     return {json.loads(f["origin"])["problem"]: f for f in out.records}, out.rejects
+
+
+def design_functions() -> tuple[dict[str, dict], list[dict]]:
+    return leetcode_functions(LEETCODE_DESIGN)
 
 
 def test_design_examples_are_call_sequences_cut_to_the_size_check():
@@ -482,12 +567,7 @@ LEETCODE_MORE = DATA / "leetcode_more"
 
 
 def more_functions() -> tuple[dict[str, dict], list[dict]]:
-    from codeio.sources import parse_source_specs, read_sources
-
-    records = [o.record for o in read_sources(parse_source_specs([f"leetcode:{LEETCODE_MORE}"]))]
-    out = normalize_shard(records, OFFLINE, llm=None)
-    UNIFIED_FUNCTION.check(out.records)
-    return {json.loads(f["origin"])["problem"]: f for f in out.records}, out.rejects
+    return leetcode_functions(LEETCODE_MORE)
 
 
 def test_tree_nodes_given_by_value_are_found_in_the_tree_and_returned_by_value(executor):
@@ -609,3 +689,19 @@ def test_row_examples_and_asserts_become_pairs_that_reproduce(executor):
         outputs.setdefault(index[pair["function_id"]], []).append(json.loads(pair["output"]))
     assert outputs == {0: [[0, 1], [1, 2], [0, 1]], 1: [[1, 1, 2, 3, 4, 4], [0]], 2: [2, 0, 3], 3: [[4, 5], []]}
     assert not collected.rejects
+
+
+def test_nested_integers_cross_the_boundary_as_nested_lists(executor):
+    """Nested List Weight Sum / Mini Parser take or return the judge's NestedInteger
+    (was: rejected as custom_type:NestedInteger): the class is supplied, a nested list
+    becomes NestedIntegers on the way in and a returned one becomes a nested list."""
+    by_title, rejects = leetcode_functions(DATA / "leetcode_nested")
+    assert not rejects and set(by_title) == {"301. Depth Weighted Total", "302. Read Nested"}
+    total, reader = by_title["301. Depth Weighted Total"], by_title["302. Read Nested"]
+    assert "class NestedInteger" in total["main_code"] and "class TreeNode" not in total["main_code"]
+    assert "Solution().depthTotal([_to_nested_integer(v) for v in items])" in total["main_code"]
+    assert "return _from_nested_integer(Solution().readNested(s))" in reader["main_code"]
+    assert "nested integer" in total["io_description"]
+    out = collect_io_shard([total, reader], GIVEN_ONLY, executor)
+    assert not out.rejects
+    assert sorted(json.dumps(json.loads(p["output"])) for p in out.records) == ["13", "19", "42", "[7, [8, [9]]]"]

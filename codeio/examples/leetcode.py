@@ -73,7 +73,7 @@ JUDGE_MODULES = ("collections", "heapq", "bisect", "itertools", "functools", "ma
 # A "#" between commas in an output: a level mark of a level-order serialization.
 LEVEL_MARK = re.compile(r"(?<=[\[,])\s*#\s*(?=[,\]])")
 # Custom judge types we cannot build from JSON (nested lists, interactive APIs); Node: see codeio.examples.nodes.
-UNSUPPORTED_TYPES = ("NestedInteger", "Employee", "ImmutableListNode", "MountainArray", "Master",
+UNSUPPORTED_TYPES = ("Employee", "ImmutableListNode", "MountainArray", "Master",
                      "Robot", "Sea", "ArrayReader", "BinaryMatrix", "CustomFunction", "GridMaster", "HtmlParser")
 
 # A tree node given by its value (Lowest Common Ancestor: root = [6,2,8], p = 2, q = 8; Output: 6):
@@ -425,7 +425,7 @@ def _pairs(examples: list[Example], names: list[str], found: Extraction, renamed
 def node_helpers(tree: ast.Module, kinds: Iterable[str]) -> str:
     """The judge's node classes the code mentions or the boundary converts, with their converters."""
     wanted = [NODE_TYPES[kind] for kind in dict.fromkeys(kinds)]
-    for node_type in (NODE_TYPES["list_node"], NODE_TYPES["tree_node"]):
+    for node_type in (NODE_TYPES["list_node"], NODE_TYPES["tree_node"], NODE_TYPES["nested_integer"]):
         if node_type not in wanted and _mentions(tree, node_type.class_name):
             wanted.append(node_type)
     order = list(NODE_TYPES)

@@ -17,6 +17,8 @@ use, and what that form means:
 - ``next_tree_node``: ``Node(val, left, right, next)`` (Populating Next Right
   Pointers), a binary tree in level order in; out, each level followed by ``"#"``
   along the ``next`` pointers (the statements' ``[1,#,2,3,#]``).
+- ``nested_integer``: ``NestedInteger`` (Nested List Weight Sum, Mini Parser),
+  an integer or a list of nested integers (``[[1,1],2,[1,1]]``).
 
 The four ``Node`` types share one class name: which one a solution means is read
 from the judge's definition that LeetCode shows above it (kept as a comment or
@@ -28,7 +30,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-LIST_NODE, TREE_NODE, NODE = "ListNode", "TreeNode", "Node"
+LIST_NODE, TREE_NODE, NODE, NESTED_INTEGER = "ListNode", "TreeNode", "Node", "NestedInteger"
 
 LIST_HELPERS = '''
 # LeetCode's linked-list node, and converters from/to the JSON list of its values
@@ -224,6 +226,49 @@ def _from_next_tree_node(root, limit=10000):
 '''.strip("\n").replace("{next_builder}", LEVEL_ORDER_BUILDER.format(function="_to_next_tree_node", cls="Node"))
 
 
+NESTED_INTEGER_HELPERS = '''
+# LeetCode's nested integer (an integer, or a list of nested integers), and converters from/to its JSON form
+class NestedInteger:
+    def __init__(self, value=None):
+        self._integer = value
+        self._list = [] if value is None else None
+
+    def isInteger(self):
+        return self._list is None
+
+    def add(self, elem):
+        if self._list is None:
+            self._integer, self._list = None, []
+        self._list.append(elem)
+
+    def setInteger(self, value):
+        self._integer, self._list = value, None
+
+    def getInteger(self):
+        return self._integer
+
+    def getList(self):
+        return self._list
+
+
+def _to_nested_integer(value):
+    if isinstance(value, list):
+        nested = NestedInteger()
+        for item in value:
+            nested.add(_to_nested_integer(item))
+        return nested
+    return NestedInteger(value)
+
+
+def _from_nested_integer(nested):
+    if nested is None:
+        return None
+    if nested.isInteger():
+        return nested.getInteger()
+    return [_from_nested_integer(item) for item in nested.getList()]
+'''.strip("\n")
+
+
 @dataclass(frozen=True)
 class NodeType:
     kind: str
@@ -252,6 +297,8 @@ NODE_TYPES = {t.kind: t for t in (
     NodeType("next_tree_node", NODE, NEXT_TREE_HELPERS,
              "a binary tree with next pointers (Node), given in level order; returned as its levels along the next "
              "pointers, each ended by \"#\""),
+    NodeType("nested_integer", NESTED_INTEGER, NESTED_INTEGER_HELPERS,
+             "a nested integer (NestedInteger), given as an integer or a list of nested integers"),
 )}
 
 # Which Node the judge's definition (shown above the solution) means, by the attributes it sets; first match wins.
@@ -286,6 +333,8 @@ def node_kind(annotation: str | None, flavour: str | None) -> tuple[str | None, 
         return "list_node", plural
     if re.search(rf"\b{TREE_NODE}\b", annotation):
         return "tree_node", plural
+    if re.search(rf"\b{NESTED_INTEGER}\b", annotation):
+        return "nested_integer", plural
     if re.search(rf"\b{NODE}\b", annotation):
         return flavour or "unknown_node", plural
     return None, False

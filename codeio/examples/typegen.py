@@ -2,8 +2,13 @@
 
 Each argument's shape is read from the example values (JSON only): ints and
 floats with their range, strings with their alphabet and lengths, lists with
-their item shape, lengths, and whether every example was sorted or had distinct
-items, dicts with their keys, nulls with their share. Candidates are drawn from
+their item shape, lengths, and whether every example was sorted, had distinct
+items or was a binary search tree in LeetCode's level order (so that a
+"kth smallest in a BST" never meets a tree that is no BST: its answer would
+contradict the statement shown with it), dicts with their keys, nulls with
+their share. Between arguments, an order that every example keeps (at least two
+of them) is kept too: an int at most, or below, the length of a list or string
+(``1 <= k <= nums.length``, an index), an int at most another (``lo <= hi``). Candidates are drawn from
 a seeded ``random.Random`` (the same function and seed give the same inputs):
 half change one argument of an example (cross-argument constraints such as
 ``k <= len(nums)`` mostly survive), half draw every argument afresh within
@@ -42,7 +47,8 @@ class Shape:
     keys: tuple[str, ...] = ()
     values: dict[str, "Shape"] = field(default_factory=dict)
     ordered: bool = False  # every example list was sorted (and had 2+ items somewhere)
-    distinct: bool = False  # every example list had distinct items
+    distinct: bool = False  # every example list had distinct items (nulls aside: the gaps of a level-order tree)
+    bst: bool = False  # every example list was a BST in level order (one with 3+ nodes somewhere)
     null_share: float = 0.0
     seen: list[Any] = field(default_factory=list)
 
@@ -75,7 +81,8 @@ def infer(values: Sequence[Any]) -> Shape:
         shape = Shape("list", item=infer(items) if items else Shape("int", low=0, high=9),
                       min_len=min(lengths), max_len=max(lengths),
                       ordered=bool(multi) and all(_is_sorted(v) for v in multi),
-                      distinct=all(len({canonical_json(i) for i in v}) == len(v) for v in present))
+                      distinct=all(_distinct(v) for v in present),
+                      bst=_all_search_trees(present))
     elif all(isinstance(v, dict) for v in present):
         key_sets = {tuple(v) for v in present}
         if len(key_sets) == 1:
@@ -101,11 +108,92 @@ def _alphabet(chars: list[str]) -> str:
     return pool
 
 
+def _distinct(items: list[Any]) -> bool:
+    present = [canonical_json(item) for item in items if item is not None]
+    return len(set(present)) == len(present)
+
+
 def _is_sorted(items: list[Any]) -> bool:
     try:
         return all(a <= b for a, b in zip(items, items[1:]))
     except TypeError:
         return False
+
+
+def _tree_links(level_order: list[Any]) -> dict[int, tuple[int | None, int | None]]:
+    """Node index -> (left child index, right child index) of a LeetCode level-order list
+    (None: no node), the way the judge builds the tree."""
+    links: dict[int, list[int | None]] = {}
+    if not level_order or level_order[0] is None:
+        return {}
+    level, i = [0], 1
+    links[0] = [None, None]
+    while level and i < len(level_order):
+        following = []
+        for node in level:
+            for side in (0, 1):
+                if i < len(level_order):
+                    if level_order[i] is not None:
+                        links[node][side] = i
+                        links[i] = [None, None]
+                        following.append(i)
+                    i += 1
+        level = following
+    return {node: (left, right) for node, (left, right) in links.items()}
+
+
+def _in_order(level_order: list[Any]) -> list[Any]:
+    links = _tree_links(level_order)
+    out: list[Any] = []
+    stack: list[int] = []
+    node = 0 if links else None
+    while stack or node is not None:
+        while node is not None:
+            stack.append(node)
+            node = links[node][0]
+        node = stack.pop()
+        out.append(level_order[node])
+        node = links[node][1]
+    return out
+
+
+def _is_search_tree(level_order: list[Any]) -> bool:
+    if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in level_order):
+        return False
+    values = _in_order(level_order)
+    return all(a < b for a, b in zip(values, values[1:]))
+
+
+def _all_search_trees(lists: list[list[Any]]) -> bool:
+    """Every list is a BST in level order and one has 3+ nodes (fewer say nothing)."""
+    return any(sum(v is not None for v in values) >= 3 for values in lists) \
+        and all(_is_search_tree(values) for values in lists)
+
+
+def _search_tree(values: list[Any]) -> list[Any]:
+    """The BST built by inserting ``values`` (ints, repeats and None dropped) in their
+    order, in level order without trailing nulls."""
+    keys = list(dict.fromkeys(v for v in values if v is not None))
+    if not keys:
+        return []
+    children: dict[Any, list[Any]] = {keys[0]: [None, None]}
+    for key in keys[1:]:
+        node = keys[0]
+        while True:
+            side = 0 if key < node else 1
+            if children[node][side] is None:
+                children[node][side] = key
+                children[key] = [None, None]
+                break
+            node = children[node][side]
+    out: list[Any] = []
+    level: list[Any] = [keys[0]]
+    while any(v is not None for v in level):
+        out.extend(level)
+        level = [child for v in level if v is not None for child in children[v]]
+    while out and out[-1] is None:
+        out.pop()
+    return out
 
 
 def draw(shape: Shape, rng: random.Random, depth: int = 0) -> Any:
@@ -146,11 +234,17 @@ def _fixed_row(row: Shape, width: int, rng: random.Random, depth: int) -> list[A
 
 
 def _arranged(items: list[Any], shape: Shape) -> list[Any]:
+    if shape.bst:  # the items' order is the insertion order: random when drawn, the example's when mutated
+        return _search_tree(items)
     if shape.distinct:
-        unique: dict[str | None, Any] = {}
+        seen: set[str | None] = set()
+        kept = []
         for item in items:
-            unique.setdefault(canonical_json(item), item)
-        items = list(unique.values())
+            key = canonical_json(item)
+            if item is None or key not in seen:
+                kept.append(item)
+                seen.add(key)
+        items = kept
     if shape.ordered and _is_sorted(sorted(items, key=_order_key)):
         items = sorted(items, key=_order_key)
     return items
@@ -208,6 +302,49 @@ def mutate(value: Any, shape: Shape, rng: random.Random) -> Any:
     return draw(shape, rng)
 
 
+Relation = tuple[str, str, str]  # (int argument, other argument, "<=" | "<" | "len<=" | "len<")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _holds(relation: Relation, values: dict[str, Any]) -> bool:
+    left, right, op = relation
+    a, b = values.get(left), values.get(right)
+    if not _is_int(a):
+        return False
+    if op.startswith("len"):
+        if not isinstance(b, (list, str)):
+            return False
+        b = len(b)
+    elif not _is_int(b):
+        return False
+    return a < b if op.endswith("<") else a <= b
+
+
+def relations(names: Sequence[str], examples: Sequence[dict[str, Any]]) -> list[Relation]:
+    """The order relations between two arguments that every example keeps (none from a
+    single example: one pair of values says nothing about an order)."""
+    if len(examples) < 2:
+        return []
+    found: list[Relation] = []
+    for left in names:
+        if not all(_is_int(example.get(left)) for example in examples):
+            continue
+        for right in names:
+            if right == left:
+                continue
+            for strict, loose in (("len<", "len<="), ("<", "<=")):
+                if all(_holds((left, right, strict), example) for example in examples):
+                    found.append((left, right, strict))
+                    break
+                if all(_holds((left, right, loose), example) for example in examples):
+                    found.append((left, right, loose))
+                    break
+    return found
+
+
 def candidate_inputs(names: Sequence[str], examples: Sequence[dict[str, Any]], count: int, seed: int,
                      avoid: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """Up to ``count`` new inputs (keyword dicts) that pass the size check,
@@ -216,6 +353,7 @@ def candidate_inputs(names: Sequence[str], examples: Sequence[dict[str, Any]], c
     if not names or not examples or count <= 0:
         return []
     shapes = {name: infer([example[name] for example in examples if name in example]) for name in names}
+    kept_relations = relations(names, examples)
     rng = random.Random(seed)
     seen = {canonical_json(example) for example in (*examples, *avoid)}
     found: list[dict[str, Any]] = []
@@ -230,7 +368,8 @@ def candidate_inputs(names: Sequence[str], examples: Sequence[dict[str, Any]], c
         else:
             candidate = {name: draw(shapes[name], rng) for name in names}
         key = canonical_json(candidate)
-        if key is None or key in seen or size_violation(candidate) is not None:
+        if key is None or key in seen or size_violation(candidate) is not None \
+                or not all(_holds(relation, candidate) for relation in kept_relations):
             continue
         seen.add(key)
         found.append(candidate)

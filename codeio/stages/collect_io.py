@@ -30,10 +30,13 @@ from codeio.sandbox.sizecheck import size_violation
 from codeio.records import IO_PAIR, UNIFIED_FUNCTION, dumps, reject, stable_id
 from codeio.stages.base import StageOutput
 
-VERSION = "5"  # 2: kept given pairs hold the executed output; the re-check compares two executions
+VERSION = "8"  # 2: kept given pairs hold the executed output; the re-check compares two executions
 # 3: given pairs topped up from the row's input generator, else from type-driven inputs
 # 4: a given output in another list order reproduces; given inputs over the size check vet a generator
 # 5: type-driven inputs never shorter than every example
+# 6: type-driven inputs keep a binary search tree (level order) when every example is one
+# 7: type-driven inputs keep the order every example keeps between two arguments (k <= len(nums))
+# 8: ... and distinct values in lists with nulls (level-order trees) when every example has them
 READS = UNIFIED_FUNCTION
 WRITES = IO_PAIR
 MISSING_PACKAGE_ERRORS = ("ModuleNotFoundError", "ImportError")
