@@ -31,74 +31,63 @@ Iterate at a smaller scale with ``--files 20000 --shards 4``.
 
 Last line: ``files_per_s=<x> orchestration_share=<x> peak_rss_mb=<n>``.
 
-Measured (2 cores shared with other work, load 4-12; 100k files, shards of 5,000,
-2 workers each side; 90,006 kept, the partitioned dedup's decisions identical to
-one walk over all 96,000 candidates):
+The flow runs several shards per task run (``tasks.lane.group_task``: about two task
+runs per worker slot, so 20 shards -> 4 select task runs and 4 dedup + finalize task
+runs, 9 in all with the components task; before: 41), each shard with its own key and
+marker; ``codeio ingest`` starts its LocalCluster in a thread while it opens lineage
+and plans the units (prefect-dask would start it at the first submit), and the
+workers import Prefect's task engine and the stages in a Dask preload as they start.
 
-    direct 233.8 s, flow 267.8 s; CPU s direct 110.9, flow 142.1 (CPU share 0.220)
-    files_per_s=373 orchestration_share=0.127 peak_rss_mb=1511
-    direct 211.8 s, flow 162.3 s (load fell during the flow); CPU s direct 121.4, flow 146.3 (CPU share 0.170)
-    files_per_s=616 orchestration_share=-0.305 peak_rss_mb=1444
+Measured (3 Dec 2026, 100k files, shards of 5,000, 2 workers each side; each run under
+``flock /work/wt/bench.lock``, started once the 1-min load was under 1.0; the two runs'
+own workers make a load of ~2; 90,006 kept both sides, counts reconciled):
 
-(before: ``files_per_s=112 orchestration_share=0.182 peak_rss_mb=1769``). The wall
-share moves with the machine's other load more than with the flow; the CPU share
-says what the flow costs: the Dask worker processes (+20 CPU s: Prefect task runs,
-worker start-up) and the flow process (+3-10 CPU s: flow engine, scheduler, lineage).
+    07:25 load 0.92->2.36: direct 60.6 s, flow 66.1 s, CPU share 0.107
+          files_per_s=1512 orchestration_share=0.084 peak_rss_mb=1472
+    07:30 load 1.0->2.79:  direct 55.7 s, flow 80.2 s (load rose to 2.8 in it), CPU share 0.136
+          files_per_s=1247 orchestration_share=0.305 peak_rss_mb=1446
+    07:39 load 0.94->2.27: direct 52.9 s, flow 71.1 s, CPU share 0.231
+          shard seconds summed: direct 97.1, flow 120.3
+          files_per_s=1406 orchestration_share=0.256 peak_rss_mb=1452
+    07:44 load 0.99->2.41: direct 53.5 s, flow 66.1 s, CPU share 0.165
+          shard seconds summed: direct 97.9, flow 110.7
+          files_per_s=1512 orchestration_share=0.192 peak_rss_mb=1455
 
-On a quiet machine (load 0-2, same code, 17:11 UTC 2 Dec 2026):
+(two earlier runs the same morning, load 1.2-4.7 and 3.4-4.5 from other work, gave
+-0.642 and 0.322: not measurements of the flow). Before this change, quiet (17:11 UTC
+2 Dec): ``files_per_s=1721 orchestration_share=0.226 peak_rss_mb=1434``. The target of
+0.10 is met in one run of four; the spread (0.08-0.31) comes from the machine, which
+other sessions share. Where the flow's extra wall time goes, from the timelines of the
+07:39 and 07:44 runs (seconds, flow minus direct):
 
-    direct: 45.0 s, CPU s by process {'api': 0.6, 'main': 1.9, 'workers': 83.9}
-    flow:   58.1 s, CPU s by process {'api': 2.6, 'main': 4.3, 'workers': 103.3} (CPU share 0.216)
-    files_per_s=1721 orchestration_share=0.226 peak_rss_mb=1434
+- start: the first select shard begins at 3.8 / 4.4 s against 1.5 / 1.4 s (+2.3 / +3.0):
+  the flow run's creation, the cluster's start (scheduler, nannies, worker processes
+  importing distributed, Prefect and the stages) against a spawn pool importing the
+  stages; the planning and lineage set-up now overlap it. Before: +6.7 s at 20k.
+- the shards' own work: summed shard seconds +23.2 / +12.8 (+24% / +13%): the same
+  calls on the same data, so this is CPU the shards did not get: the flow process and
+  the API server (6.4 / 6.0 CPU s against 2.7 / 3.2 direct), each task run's Prefect
+  engine in the workers, and other load. One select shard called in a plain Dask worker
+  of the same LocalCluster (no Prefect) costs what it costs in a spawn process (probe,
+  07:53, load 0.7-1.3: 4.9 / 5.1 s first round, 6.8 / 4.6 s second, against 4.9 / 4.8 and
+  6.0 / 5.5 s): the worker environment itself does not slow a shard.
+- barriers: select -> lsh -> dedup gaps 0.4-0.5 s each against 0.0-0.1 (result
+  collection, manifests, lineage rows, submission).
+- end: 2.5 / 1.6 s after the last shard against 0.4 / 0.6 (lineage, artifacts, closing
+  the LocalCluster).
 
-so the target share of 0.10 is not met. Where the flow's extra CPU goes, measured with
-no-op Prefect tasks on the same LocalCluster and profiled with py-spy in the workers:
-a task run costs ~130 ms of worker CPU, ~55 ms in the API server and ~50 ms in the flow
-process once warm (the first ~40 task runs cost ~10 s more: the workers' imports), and
-most of the worker's share is Prefect building a new client for every task run
-(``SyncPrefectClient.__init__`` -> ``ssl.create_default_context``, loading the system CA
-store: ~45%) and hydrating its settings model from the environment (~35%). The
-ingestion flow has 2 task runs per shard plus one; what is left to try: fewer, larger
-units per task (memory stays bounded by a unit), or a client kept per worker thread.
+Worker CPU is +27.1 / +17.7 s over the direct run's pool: ~2 x 3 s of worker imports,
+9 task runs (each still builds two Prefect clients, see below), the rest in the shards.
 
-Read in Prefect 3.9.1's source (18:55-20:05 UTC 2 Dec 2026): a task run on a Dask worker
-builds two clients, not one: ``hydrated_context`` calls ``get_client(sync_client=True)``
-and the engine's ``initialize_run`` then enters ``SyncClientContext.get_or_create()``,
-which finds no client context in the worker's thread and builds another. Each
-``SyncPrefectClient.__init__`` makes an SSL context unless ``httpx_settings["verify"]``
-is already one; both branches do (``PREFECT_API_TLS_INSECURE_SKIP_VERIFY`` is read as its
-value, ``Setting.__bool__``: set, it calls ``ssl.create_default_context()``, which loads the
-system CA store; unset, it loads certifi's bundle), so no setting avoids the cost. The
-engine takes no client from the caller, so only fewer task runs, or a client context
-already entered in the worker's executor thread (relies on how Dask copies context
-variables into it: not public API), would remove it.
-
-Same code on a loaded machine (another helper's sandbox benchmark; 18:55 UTC):
-
-    100k: direct 263.0 s (load 4.8->5.2), CPU s {'api': 4.2, 'main': 7.4, 'workers': 204.2}
-          flow   136.4 s (load 5.2->3.1), CPU s {'api': 5.0, 'main': 9.3, 'workers': 208.1} (CPU share 0.030)
-          files_per_s=733 orchestration_share=-0.927 peak_rss_mb=1643
-    20k/4 shards (20:02 UTC): direct 34.0 s (load 0.7->2.0), CPU s {'api': 0.5, 'main': 1.0, 'workers': 32.3}
-          flow 53.2 s (load 2.0->3.9), CPU s {'api': 1.3, 'main': 3.2, 'workers': 39.9} (CPU share 0.239)
-          timelines: direct select 3.2-30.0 s, end 34.0; flow select 9.9-46.6 s, end 53.2
-          files_per_s=376 orchestration_share=0.361 peak_rss_mb=1260
-
-Neither is a measurement of the flow's cost (the load moved within each run); the 20k
-timeline shows where the wall time goes: 6.7 s more before the first select shard
-starts (cluster start, worker imports, task submission) and a select stage 37% longer
-(36.7 s against 26.8 s for the same 4 shards: the first task runs pay the workers'
-imports and two clients each, and the load rose during the flow run).
-
-Where that start-up goes (probe, load 2.2-3.3, 20:05 UTC): ``DaskTaskRunner.__enter__``
-starts nothing (0.0 s); prefect-dask creates the LocalCluster on the first access of its
-``client`` property, i.e. at the first ``submit``, after the flow has planned the
-units. Four no-op task runs (importing what a shard task imports) took 9.0 s as the
-first wave, 1.3 s as the second and 0.8 s as the third: the cluster's start and the
-workers' imports (~8 s) sit wholly on the critical path while the flow process waits.
-Next step: touch ``runner.client`` in a thread as soon as the runner exists (before
-the lineage set-up and the planning) and join it before the first submit, with the
-workers' imports in a Dask worker preload; then fewer task runs (several shards per
-task, each with its own marker) for the ~0.24 CPU s each run costs once warm.
+Read in Prefect 3.9.1's source (2 Dec 2026): a task run on a Dask worker builds two
+clients: ``hydrated_context`` calls ``get_client(sync_client=True)`` and the engine's
+``initialize_run`` enters ``SyncClientContext.get_or_create()``, which finds no client
+context in the worker's thread and builds another; each ``SyncPrefectClient.__init__``
+makes an SSL context whatever ``PREFECT_API_TLS_INSECURE_SKIP_VERIFY`` says (~0.13 CPU s
+of the worker per task run once warm, measured with no-op tasks). Hence fewer task runs.
+What is left to try: a probe of one shard as a Prefect task run against a plain Dask
+call on a quiet machine (the 07:56 attempt failed on the probe's own SQLite API
+database), to split the shards' +13-24% between Prefect in the worker and other load.
 """
 
 from __future__ import annotations
@@ -364,20 +353,23 @@ def run_flow(corpus: Path) -> tuple[float, dict[str, Any]]:
 
 def timeline(store: Path, began: float, ended: float) -> str:
     """When each stage's shards ran (from their completion markers), in seconds after
-    the run began (wall clock), and when the run ended."""
+    the run began (wall clock), when the run ended, and the shards' own seconds summed
+    (the same work in both runs: a difference is the machine's other load, not the flow)."""
     import json
     from datetime import datetime
 
     spans: dict[str, list[float]] = {}
+    work = 0.0
     for marker in sorted(store.glob("datasets/*/*/_parts/*.json")):
         data = json.loads(marker.read_text())
         stage = marker.parts[-4]
         start, end = (datetime.fromisoformat(data[k]).timestamp() for k in ("started_at", "finished_at"))
         span = spans.setdefault(stage, [start, end])
         span[0], span[1] = min(span[0], start), max(span[1], end)
+        work += float(data.get("seconds", 0.0))
     return ", ".join([f"{stage} {a - began:.1f}-{b - began:.1f}"
                       for stage, (a, b) in sorted(spans.items(), key=lambda item: item[1][0])]
-                     + [f"end {ended - began:.1f}"])
+                     + [f"end {ended - began:.1f}; shard seconds summed {work:.1f}"])
 
 
 def main() -> None:

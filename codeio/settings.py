@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     # run each shard through consecutive stages in one task (a lane) wherever no LLM stage sits in
     # between: no barrier per stage, one task run per part instead of one per stage and part
     fuse_stages: bool = True
+    # shards per task run for the ingestion stages (each shard keeps its own key and marker);
+    # unset: about two task runs per worker slot (a task run costs a worker two Prefect clients)
+    shards_per_task: int | None = Field(default=None, ge=1)
     # runs that share the lineage database claim each dataset they compute there; a claim lives this
     # long without renewal (the holder renews it every third), so a crashed run blocks others at most this
     claim_lease_s: float = Field(default=120.0, gt=0)

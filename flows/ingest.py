@@ -199,8 +199,9 @@ def run_ingest_stages(orchestrator: Orchestrator, specs: list[SourceSpec], optio
     if runtime.sources is None:
         orchestrator.runtime = dataclasses.replace(
             runtime, sources=StoreSpec("sources", json.dumps(source_storage_options(settings), sort_keys=True)))
+    # many shards of cheap work: several per task run (group), each with its own key and marker
     candidates = orchestrator.add("ingest_select", select.VERSION, ingest_select_task, config, {}, parts,
-                                  label="ingest select")
+                                  label="ingest select", group=True)
     orchestrator.flush()
     if options.judge is not None:  # PyEdu-R's LLM judge (flows/ingest_judge.py)
         from flows.ingest_judge import add_judge_stage
@@ -212,9 +213,9 @@ def run_ingest_stages(orchestrator: Orchestrator, specs: list[SourceSpec], optio
     # each shard's duplicates are decided on its own (with the other members of its components), so
     # dedup and finalize run part by part in one lane
     decisions = orchestrator.add("ingest_dedup", select.VERSION, ingest_dedup_task, options.dedup,
-                                 {"candidates": candidates, "links": links}, parts, label="ingest dedup")
+                                 {"candidates": candidates, "links": links}, parts, label="ingest dedup", group=True)
     ref = orchestrator.add("ingest", select.VERSION, ingest_finalize_task, None,
-                           {"candidates": candidates, "decisions": decisions}, parts, label="ingest")
+                           {"candidates": candidates, "decisions": decisions}, parts, label="ingest", group=True)
     orchestrator.flush()
     summary = orchestrator.stages[-1]
     return ref, [{"stats": stats} for stats in summary.stats], summary
@@ -253,15 +254,36 @@ def run_ingest(settings: Settings, sources: list[str], options: dict[str, Any] |
                limit: int | None = None, progress: bool = True) -> dict[str, Any]:
     """An ingestion run on its own: lineage run of kind ``ingest``, stages on the
     configured Dask cluster, the summary (counts per stage and rule, rejects by reason)."""
-    from codeio.prompting import PromptTemplates
-    from flows.pipeline import make_task_runner, open_store, orchestrator_options, sandbox_config
-    from flows.process import run_status, task_runner_scope
+    from flows.pipeline import TaskRunnerStart, make_task_runner, open_store
+    from flows.process import task_runner_scope
     from flows.summary import publish_ingest_artifacts
-    from tasks.resources import RuntimeSpec
 
     specs = parse_source_specs(sources)
     parsed = ingest_options(options)
     store = open_store(settings)
+    runner = make_task_runner(settings)
+    with task_runner_scope(runner):
+        # the cluster starts while the books are opened and the shards planned, not at the first submit
+        ready = TaskRunnerStart(runner)
+        try:
+            lineage, run_id, summary = _run_ingest_books(settings, store, runner, ready, specs, parsed, sources,
+                                                         options, limit, progress)
+        finally:
+            ready.join()  # a cluster still starting is closed with the runner, not left behind
+    lineage.finish_run(run_id, "completed", summary=summary)
+    publish_ingest_artifacts(summary)
+    return summary
+
+
+def _run_ingest_books(settings: Settings, store: DataStore, runner: Any, ready: Any, specs: list[SourceSpec],
+                      parsed: IngestOptions, sources: list[str], options: dict[str, Any] | None, limit: int | None,
+                      progress: bool) -> tuple[LineageDB, str, dict[str, Any]]:
+    """run_ingest inside its task runner: the lineage run, the stages, the summary."""
+    from codeio.prompting import PromptTemplates
+    from flows.pipeline import orchestrator_options, sandbox_config
+    from flows.process import run_status
+    from tasks.resources import RuntimeSpec
+
     lineage = LineageDB(settings.database_url)
     lineage.upgrade()
     run_id = lineage.start_run(kind="ingest", parameters={"sources": list(sources), "options": options or {},
@@ -271,20 +293,16 @@ def run_ingest(settings: Settings, sources: list[str], options: dict[str, Any] |
     try:
         runtime = RuntimeSpec(store=store.spec, sandbox=sandbox_config(settings), llm=None,
                               templates=PromptTemplates.load(settings.prompt_dir) if parsed.judge else None)
-        runner = make_task_runner(settings)
         orchestrator = Orchestrator(store, runtime, lineage, run_id, bars, task_runner=runner,
-                                    **orchestrator_options(settings))
-        with task_runner_scope(runner):
-            ref, _, final = run_ingest_stages(orchestrator, specs, parsed, settings, limit)
+                                    **orchestrator_options(settings), ready=ready)
+        ref, _, final = run_ingest_stages(orchestrator, specs, parsed, settings, limit)
         report = ingest_report(orchestrator.stages)
         summary = {"run_id": run_id, "store": store.url, "stages": [s.as_dict() for s in orchestrator.stages],
                    **report, "dataset": {"stage": ref.stage, "key": ref.key, "parts": ref.parts, "uri": final.uri}}
     except BaseException as error:  # Ctrl-C: cancelled (the supervisor's grace applies, see flows/process.py)
         lineage.finish_run(run_id, run_status(error), summary={}, error=f"{type(error).__name__}: {error}")
         raise
-    lineage.finish_run(run_id, "completed", summary=summary)
-    publish_ingest_artifacts(summary)
-    return summary
+    return lineage, run_id, summary
 
 
 @flow(name="codeio-ingest", log_prints=True)

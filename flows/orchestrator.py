@@ -36,7 +36,7 @@ from flows.progress import StageProgress
 from storage.liveness import pid_namespace
 from storage.store import DataStore
 from tasks.ingest import ingest_config, ingest_task
-from tasks.lane import lane_task
+from tasks.lane import group_task, lane_task
 from tasks.resources import SANDBOX_STAT, RuntimeSpec
 from tasks.shard import DatasetRef, ShardJob, ShardOutcome
 
@@ -270,6 +270,7 @@ class StagePlan:
     label: str
     key: str
     may_retry: bool = False  # may leave transient failures: its children's keys wait for its outcome
+    group: bool = False  # several parts per task run (see Orchestrator.shards_per_task)
 
     @property
     def ref(self) -> DatasetRef:
@@ -282,12 +283,19 @@ class Orchestrator:
     ``llm_budget_usd`` caps the run's LLM spend, shared over ``llm_processes(parts)``
     processes that may spend at once in a stage of ``parts`` shards; once ``stop`` is
     set the run stops before its next lane (``RunStopped``): a sweep gives its
-    branches one, which a failing branch sets, so the others stop spending."""
+    branches one, which a failing branch sets, so the others stop spending.
+
+    A lane whose stages all ask for it (``group``: many shards of cheap work, no LLM)
+    runs ``shards_per_task(parts, task_runner)`` consecutive parts per task run; each
+    part keeps its own key and marker. ``ready``, when given, is called once before
+    the first submission (it waits for a task runner started ahead of time)."""
 
     def __init__(self, store: DataStore, runtime: RuntimeSpec, lineage: Any, run_id: str,
                  progress: StageProgress | None = None, *, task_runner: Any = None, task_tags: tuple[str, ...] = (),
                  fuse: bool = True, claim_lease_s: float = CLAIM_LEASE_S, llm_budget_usd: float | None = None,
-                 llm_processes: Callable[[int], int] = lambda parts: 1, stop: StopRequest | None = None):
+                 llm_processes: Callable[[int], int] = lambda parts: 1, stop: StopRequest | None = None,
+                 shards_per_task: Callable[[int, Any], int] = lambda parts, runner: 1,
+                 ready: Callable[[], None] | None = None):
         self.store = store
         self.runtime = runtime
         self.lineage = lineage
@@ -302,10 +310,18 @@ class Orchestrator:
         self.llm_budget_usd = llm_budget_usd
         self.llm_processes = llm_processes
         self.stop = stop
+        self.shards_per_task = shards_per_task
+        self._ready = ready
         self._pending: list[StagePlan] = []
         self._sandbox_warned = False
 
+    def _wait_ready(self) -> None:
+        if self._ready is not None:
+            ready, self._ready = self._ready, None
+            ready()
+
     def submit(self, task: Any, parameters: dict[str, Any]) -> Any:
+        self._wait_ready()
         if self.task_runner is not None:
             return self.task_runner.submit(task, parameters)
         return task.submit(**parameters)
@@ -388,14 +404,16 @@ class Orchestrator:
         return ref, markers, summary
 
     def plan(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
-             options: dict[str, Any] | None = None, label: str | None = None, may_retry: bool = False) -> StagePlan:
+             options: dict[str, Any] | None = None, label: str | None = None, may_retry: bool = False,
+             group: bool = False) -> StagePlan:
         options = dict(options or {})
         return StagePlan(stage=stage, version=version, task=task, config=config, inputs=dict(inputs), parts=parts,
                          options=options, label=label or stage, key=self.key_of(stage, version, config, inputs, options),
-                         may_retry=may_retry)
+                         may_retry=may_retry, group=group and not may_retry)
 
     def add(self, stage: str, version: str, task: Any, config: Any, inputs: dict[str, DatasetRef], parts: int,
-            options: dict[str, Any] | None = None, label: str | None = None, may_retry: bool = False) -> DatasetRef:
+            options: dict[str, Any] | None = None, label: str | None = None, may_retry: bool = False,
+            group: bool = False) -> DatasetRef:
         """Queue a stage on the current lane and return the reference its children use.
 
         A stage that cannot leave transient failures has a key known in advance, so
@@ -406,7 +424,7 @@ class Orchestrator:
         """
         if may_retry:  # an LLM stage: it spends what the budget has left
             self.share_remaining_budget(parts)
-        plan = self.plan(stage, version, task, config, inputs, parts, options, label, may_retry)
+        plan = self.plan(stage, version, task, config, inputs, parts, options, label, may_retry, group)
         self._pending.append(plan)
         if may_retry or not self.fuse:
             return self.flush()[-1]
@@ -460,11 +478,15 @@ class Orchestrator:
         jobs = {plan.key: [ShardJob(stage=plan.stage, key=plan.key, part=part, config=plan.config, inputs=plan.inputs,
                                     runtime=self.runtime, options=plan.options) for part in range(parts)]
                 for plan in todo}
-        if len(todo) == 1:
+        self._wait_ready()  # the task runner, started ahead, before anything touches it
+        size = max(1, int(self.shards_per_task(parts, self.task_runner))) if all(p.group for p in todo) else 1
+        lanes = [[(plan.task.name, jobs[plan.key][part]) for plan in todo] for part in range(parts)]
+        if size > 1:  # one task run per group of consecutive parts; each part keeps its own key and marker
+            task, arguments = group_task, [{"lanes": lanes[start:start + size]} for start in range(0, parts, size)]
+        elif len(todo) == 1:
             task, arguments = todo[0].task, [{"job": job} for job in jobs[todo[0].key]]
         else:
-            task = lane_task
-            arguments = [{"steps": [(plan.task.name, jobs[plan.key][part]) for plan in todo]} for part in range(parts)]
+            task, arguments = lane_task, [{"steps": steps} for steps in lanes]
         if self.task_tags:
             task = task.with_options(tags=set(self.task_tags))
         futures = [self.submit(task, argument) for argument in arguments]
@@ -477,9 +499,11 @@ class Orchestrator:
                 except Exception as error:  # noqa: BLE001 - re-raised below, once the other shards are booked
                     failure = failure or error
                     continue
-                for plan, advance, outcome in zip(todo, advances, result if isinstance(result, list) else [result]):
-                    outcomes[plan.key].append(outcome)
-                    advance(outcome.records_out)
+                # a group: one list per part; a lane: one outcome per stage; else one outcome
+                for lane in result if size > 1 else [result if isinstance(result, list) else [result]]:
+                    for plan, advance, outcome in zip(todo, advances, lane):
+                        outcomes[plan.key].append(outcome)
+                        advance(outcome.records_out)
         if failure is not None:
             # the shards that finished did their work and spent money: keep their books
             for plan in todo:

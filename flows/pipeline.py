@@ -8,7 +8,8 @@ entrypoint; the lineage database is written from this process only.
 from __future__ import annotations
 
 import functools
-from typing import Any
+import threading
+from typing import Any, Callable
 
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -79,7 +80,55 @@ def orchestrator_options(settings: Settings) -> dict[str, Any]:
     """What an Orchestrator takes from the settings (see its constructor); the LLM
     budget is shared over the processes that may spend it at once."""
     return {"task_tags": settings.task_tags, "fuse": settings.fuse_stages, "claim_lease_s": settings.claim_lease_s,
-            "llm_budget_usd": settings.llm_budget_usd, "llm_processes": functools.partial(llm_processes, settings)}
+            "llm_budget_usd": settings.llm_budget_usd, "llm_processes": functools.partial(llm_processes, settings),
+            "shards_per_task": functools.partial(shards_per_task, settings)}
+
+
+def shards_per_task(settings: Settings, parts: int, runner: Any = None) -> int:
+    """Parts per task run of a grouped lane: CODEIO_SHARDS_PER_TASK, else about two task
+    runs per worker slot (Dask hands a freed worker the next one, so a slow shard does
+    not hold the stage back by more than a group), at least one part each."""
+    if settings.shards_per_task is not None:
+        return settings.shards_per_task
+    if settings.dask_address:
+        client = getattr(runner, "client", None)  # the scheduler knows its workers' threads
+        slots = sum(client.nthreads().values()) if client is not None else parts
+    else:
+        slots = local_workers(settings) or 2  # 0: the thread-pool runner's two threads
+    return max(1, -(-parts // (2 * max(1, slots))))
+
+
+class TaskRunnerStart:
+    """Starts an entered Dask task runner's cluster (or connects to its scheduler) in a
+    thread, while the flow opens its books and plans the shards: prefect-dask would
+    start it at the first submit, with the whole start-up on the critical path.
+    Calling it waits for the start and re-raises its error (before the first submit);
+    ``join`` only waits (before the runner exits, so no cluster starts behind it).
+    A thread-pool runner has nothing to start."""
+
+    def __init__(self, runner: Any) -> None:
+        from prefect_dask import DaskTaskRunner
+
+        self._errors: list[BaseException] = []
+        self._thread: threading.Thread | None = None
+        if isinstance(runner, DaskTaskRunner):
+            self._thread = threading.Thread(target=self._start, args=(runner,), name="dask-cluster-start", daemon=True)
+            self._thread.start()
+
+    def _start(self, runner: Any) -> None:
+        try:
+            runner.client  # noqa: B018 - the property creates the cluster and the client
+        except BaseException as error:  # noqa: BLE001 - handed to the thread that waits for it
+            self._errors.append(error)
+
+    def join(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+
+    def __call__(self) -> None:
+        self.join()
+        if self._errors:
+            raise self._errors[0]
 
 
 def sandbox_config(settings: Settings):
@@ -115,7 +164,9 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"n_workers": workers, "threads_per_worker": 1, "processes": True,
                               "dashboard_address": "127.0.0.1:0",
                               # a dotted key: the nanny merges this dict shallowly into its own config
-                              "config": {"distributed.worker.profile.enabled": False, **QUIET_DASK}}
+                              "config": {"distributed.worker.profile.enabled": False, **QUIET_DASK},
+                              # Prefect's task engine and the stages, imported while the cluster starts
+                              "preload": [WORKER_PRELOAD]}
     api_url = api_url_for_workers()
     if api_url:
         # without it every worker process starts an ephemeral Prefect API of its own
@@ -123,6 +174,8 @@ def local_cluster_kwargs(workers: int) -> dict[str, Any]:
         kwargs["env"] = {"PREFECT_API_URL": api_url}
     return kwargs
 
+
+WORKER_PRELOAD = "tasks.worker_preload"
 
 # Dask's event loops wake every 20 ms (tick) and poll memory every 100 ms: ~3% of a core per worker
 # and as much for the scheduler and nannies in the flow process, idle or not (measured: 0.07 -> 0.02

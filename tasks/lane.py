@@ -6,6 +6,12 @@ one task run instead of one per stage (a Prefect task run costs ~0.1 s of a
 worker's time). Each stage in the lane still writes its own dataset part and
 completion marker, so a retried lane skips the stages it had finished, and the
 flow writes each dataset's manifest once all its parts are done.
+
+A group (``group_task``) runs several lanes, one part after the other, in one
+task run: the ingestion flow's stages have tens of shards of cheap work each,
+and every task run costs its worker two Prefect clients and its API calls.
+Each part keeps its own key and marker, so a rerun or a retry of the group
+skips the parts it finds done, and memory stays bounded by one part.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ STEPS: dict[str, tuple[Schema, Callable[..., Any]]] = {
     synthesize.synthesize_task.name: (synthesize.stage.WRITES, synthesize._compute),
     verify.verify_task.name: (verify.stage.WRITES, verify._compute),
     assemble.assemble_task.name: (assemble.stage.WRITES, assemble._compute),
+    ingest_shards.ingest_select_task.name: (ingest_shards.stage.CANDIDATE, ingest_shards._select),
     ingest_shards.ingest_dedup_task.name: (ingest_shards.stage.DECISION, ingest_shards._resolve),
     ingest_shards.ingest_finalize_task.name: (ingest_shards.stage.SOURCE_FILE, ingest_shards._finalize),
 }
@@ -51,3 +58,14 @@ def run_lane(steps: list[tuple[str, ShardJob]]) -> list[ShardOutcome]:
 @task(name="shard-lane", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
 def lane_task(steps: list[tuple[str, ShardJob]]) -> list[ShardOutcome]:
     return run_lane(steps)
+
+
+def run_group(lanes: list[list[tuple[str, ShardJob]]]) -> list[list[ShardOutcome]]:
+    """Run each lane (one part each) in order; a part's failure stops the group (a
+    retry redoes that part and the ones after it: the others are found done)."""
+    return [run_lane(steps) for steps in lanes]
+
+
+@task(name="shard-group", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2)
+def group_task(lanes: list[list[tuple[str, ShardJob]]]) -> list[list[ShardOutcome]]:
+    return run_group(lanes)

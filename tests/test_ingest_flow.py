@@ -274,3 +274,179 @@ def test_local_workers_keep_the_default_allocator_and_quiet_event_loops(monkeypa
     with LocalCluster(**local_cluster_kwargs(1)) as cluster, Client(cluster) as client:
         seen = list(client.run(probe).values())
     assert seen == [(None, "1", "1s", "500ms")]  # the other spawn settings stay
+
+
+# -- several shards per task run -----------------------------------------------------------------
+def _local_corpus(folder) -> int:
+    """Two Parquet files in row groups of 4 (8 units of 4 rows): kept files, exact and near
+    duplicates within and across units and files, and rows the filters reject."""
+    rows = python_edu_rows(16)
+    rows[3]["content"] = rows[0]["content"].replace("\n", "  \n")  # exact duplicate, same unit
+    rows[9]["content"] = rows[1]["content"].replace("return len", "return 0 + len")  # near duplicate, later unit
+    rows[6]["content"] = "x = 1\n"  # too small
+    rows[11]["int_score"] = 1  # below the educational threshold
+    more = python_edu_rows(14, offset=300)
+    more[2]["content"] = rows[2]["content"]  # exact duplicate across files
+    more[8]["content"] = BUBBLE * 2  # pure algorithm implementation
+    folder.mkdir()
+    pl.DataFrame(rows).write_parquet(folder / "a.parquet", row_group_size=4)
+    pl.DataFrame(more).write_parquet(folder / "b.parquet", row_group_size=4)
+    return len(rows) + len(more)
+
+
+def _ingest_with_runner(store_dir, lineage_url, corpus, per_task: int):
+    """run_ingest_stages (what both flows run) on a thread-pool runner that records the
+    task of every submission, with ``per_task`` shards per grouped task run."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from codeio.settings import load_settings
+    from codeio.sources import parse_source_specs
+    from flows.ingest import ingest_options, ingest_report, run_ingest_stages
+    from flows.orchestrator import Orchestrator
+    from flows.pipeline import open_store
+    from storage.lineage import LineageDB
+    from tasks.resources import RuntimeSpec
+
+    class RecordingRunner(ThreadPoolTaskRunner):
+        def __init__(self) -> None:
+            super().__init__(max_workers=2)
+            self.submitted: list[str] = []
+
+        def submit(self, task, parameters, wait_for=None, dependencies=None):
+            self.submitted.append(task.name)
+            return super().submit(task, parameters, wait_for, dependencies)
+
+    settings = load_settings(store=str(store_dir))
+    store, lineage, runner = open_store(settings), LineageDB(lineage_url), RecordingRunner()
+    lineage.upgrade()
+    run_id = lineage.start_run(kind="ingest", parameters={}, settings={}, code_version="test", user="test")
+    orchestrator = Orchestrator(store, RuntimeSpec(store=store.spec, sandbox=None, llm=None), lineage, run_id,
+                                task_runner=runner, shards_per_task=lambda parts, _runner: per_task)
+    options = ingest_options(dict(OPTIONS, shard_rows=4))
+    with runner:
+        ref, _, _ = run_ingest_stages(orchestrator, parse_source_specs([f"corpus:{corpus}"]), options, settings, None)
+    report = ingest_report(orchestrator.stages)
+    lineage.close()
+    return store, ref, orchestrator.stages, report, runner.submitted
+
+
+def _contents(store: DataStore, stages) -> dict:
+    """Every part of every stage: records, rejects and the counts of its marker."""
+    out = {}
+    for stage in stages:
+        for part in range(stage.parts):
+            marker = store.part_marker(stage.stage, stage.key, part)
+            out[(stage.stage, stage.key, part)] = (
+                store.read_part(stage.stage, stage.key, part), store.read_rejects(stage.stage, stage.key, part),
+                {k: marker[k] for k in ("records", "records_in", "kept", "rejected", "rejects_by_reason", "stats")})
+    return out
+
+
+@pytest.mark.slow
+def test_grouped_shards_give_the_ungrouped_results_and_a_rerun_skips_them(prefect_harness, tmp_path, monkeypatch):
+    """Three shards per task run: 8 select shards in 3 task runs, 8 dedup + finalize lanes
+    in 3; every part still written under its own key with its own marker, identical to one
+    part per task run; a rerun finds every dataset done and submits nothing."""
+    for name in ("CODEIO_LLM_BASE_URL", "CODEIO_LLM_API_KEY", "OPENAI_API_KEY", "CODEIO_SHARDS_PER_TASK"):
+        monkeypatch.delenv(name, raising=False)
+    corpus = tmp_path / "corpus"
+    rows = _local_corpus(corpus)
+    single = _ingest_with_runner(tmp_path / "single", f"sqlite:///{tmp_path / 'single.db'}", corpus, 1)
+    grouped = _ingest_with_runner(tmp_path / "grouped", f"sqlite:///{tmp_path / 'grouped.db'}", corpus, 3)
+
+    store, ref, stages, report, submitted = grouped
+    assert [s.label for s in stages] == ["ingest select", "ingest lsh", "ingest dedup", "ingest"]
+    assert [s.parts for s in stages] == [8, 1, 8, 8] and all(s.shards_computed == s.parts for s in stages)
+    assert submitted == ["shard-group"] * 3 + ["ingest-lsh-components"] + ["shard-group"] * 3
+    assert single[4] == ["ingest-select-shard"] * 8 + ["ingest-lsh-components"] + ["shard-lane"] * 8
+    assert report == single[3] and report["reconciled"] and report["rows_read"] == rows
+    assert 0 < report["kept"] < rows and report["duplicates"] == {"exact_duplicate": 2, "near_duplicate": 1}
+    assert ref == single[1]
+    assert _contents(store, stages) == _contents(single[0], single[2])
+    assert [(s.records_in, s.records_out, s.rejected, s.rejects_by_reason) for s in stages] == \
+        [(s.records_in, s.records_out, s.rejected, s.rejects_by_reason) for s in single[2]]
+
+    again = _ingest_with_runner(tmp_path / "grouped", f"sqlite:///{tmp_path / 'grouped.db'}", corpus, 3)
+    assert again[4] == [] and all(s.reused for s in again[2]) and again[3] == report and again[1] == ref
+
+
+def _datasets(store: DataStore) -> dict:
+    """Every finished dataset of the ingestion stages: its parts' records and rejects."""
+    out = {}
+    for stage in ("ingest_select", "ingest_lsh", "ingest_dedup", "ingest"):
+        for key in store.dataset_keys(stage):
+            manifest = store.manifest(stage, key)
+            assert manifest is not None, f"{stage}/{key} has no manifest"
+            out[(stage, key)] = [(store.read_part(stage, key, part), store.read_rejects(stage, key, part))
+                                 for part in range(int(manifest["parts"]))]
+    return out
+
+
+@pytest.mark.slow
+def test_a_grouped_ingest_killed_mid_group_resumes_with_the_parts_it_had_done(tmp_path):
+    """`codeio ingest` on a LocalCluster, all 8 select shards in one task run, killed
+    (SIGKILL to every process of the command) while the group's fourth shard waits for
+    its input: the three shards before it are done and marked, the rest are not. The
+    next run skips those three (their markers untouched), computes the rest, and ends
+    with the datasets of an uninterrupted run with one shard per task run."""
+    import os
+    import signal
+    import subprocess
+
+    from conftest import ROOT
+    from test_interrupts import CODEIO, START_S, HeldCommand
+
+    from codeio.ingest import select
+    from codeio.settings import load_settings
+    from codeio.sources import parse_source_specs
+    from flows.ingest import ingest_options, plan_ingest
+    from storage.lineage import LineageDB
+
+    corpus = tmp_path / "corpus"
+    _local_corpus(corpus)
+    config = tmp_path / "ingest.json"
+    config.write_text(json.dumps(dict(OPTIONS, shard_rows=4)))
+    argv = ["ingest", "--source", f"corpus:{corpus}", "--config", str(config), "--json"]
+    # the units as the run will plan them; the fourth one's file is a named pipe nobody writes:
+    # the run finds it planned, and the shard that reads it waits there
+    store = DataStore(str(tmp_path / "store"))
+    planned, parts = plan_ingest(parse_source_specs([f"corpus:{corpus}"]), ingest_options(dict(OPTIONS, shard_rows=4)),
+                                 load_settings(store=store.url), store, None)
+    assert parts == 8
+    held_unit = tmp_path / "store" / select.units_rel(planned.units_digest, 3)
+    held_unit.unlink()
+    os.mkfifo(held_unit)
+    markers = lambda: sorted((tmp_path / "store").glob("datasets/ingest_select/*/_parts/*.json"))  # noqa: E731
+
+    run = HeldCommand(tmp_path, argv, lambda: len(markers()) >= 3, CODEIO_DASK_WORKERS="1",
+                      CODEIO_SHARDS_PER_TASK="8")
+    try:
+        assert [path.stem for path in markers()] == ["00000", "00001", "00002"]
+        run.kill()  # SIGKILL, every process of the command: no chance to clean up
+        assert run.process.wait(60) == -signal.SIGKILL
+        run.assert_nothing_left()
+    finally:
+        run.kill()
+    done = {path.stem: path.read_text() for path in markers()}
+    assert sorted(done) == ["00000", "00001", "00002"]
+    assert not list((tmp_path / "store").glob("datasets/ingest_select/*/_manifest.json"))
+
+    held_unit.unlink()  # the unit can be read now (the next run plans it again)
+    resumed = subprocess.run([str(CODEIO), *argv], env=run.env, cwd=str(ROOT), capture_output=True, text=True,
+                             timeout=START_S)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert {path.stem: path.read_text() for path in markers()}.items() >= done.items()  # not redone
+    lineage = LineageDB(run.env["CODEIO_DATABASE_URL"])
+    latest = lineage.list_runs()[0]
+    selected = {row["shard"]: row["cached"] for row in lineage.stage_runs(latest["id"])
+                if row["stage"] == "ingest_select"}
+    lineage.close()
+    assert selected == {0: True, 1: True, 2: True, 3: False, 4: False, 5: False, 6: False, 7: False}
+
+    reference = dict(run.env, CODEIO_STORE=str(tmp_path / "reference"), CODEIO_SHARDS_PER_TASK="1",
+                     CODEIO_DATABASE_URL=f"sqlite:///{tmp_path / 'reference.db'}", CODEIO_DASK_WORKERS="0")
+    whole = subprocess.run([str(CODEIO), *argv], env=reference, cwd=str(ROOT), capture_output=True, text=True,
+                           timeout=START_S)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    expected = _datasets(DataStore(str(tmp_path / "reference")))
+    assert len(expected) == 4 and _datasets(DataStore(str(tmp_path / "store"))) == expected
