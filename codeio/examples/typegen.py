@@ -66,7 +66,7 @@ def infer(values: Sequence[Any]) -> Shape:
         return Shape("null", null_share=1.0)
     if all(isinstance(v, bool) for v in present):
         shape = Shape("bool")
-    elif all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+    elif all(_is_int(v) for v in present):
         shape = Shape("int", low=min(present), high=max(present))
     elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
         shape = Shape("float", low=min(present), high=max(present),
@@ -108,6 +108,10 @@ def _alphabet(chars: list[str]) -> str:
     return pool
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _distinct(items: list[Any]) -> bool:
     present = [canonical_json(item) for item in items if item is not None]
     return len(set(present)) == len(present)
@@ -120,14 +124,13 @@ def _is_sorted(items: list[Any]) -> bool:
         return False
 
 
-def _tree_links(level_order: list[Any]) -> dict[int, tuple[int | None, int | None]]:
-    """Node index -> (left child index, right child index) of a LeetCode level-order list
+def _tree_links(level_order: list[Any]) -> dict[int, list[int | None]]:
+    """Node index -> [left child index, right child index] of a LeetCode level-order list
     (None: no node), the way the judge builds the tree."""
-    links: dict[int, list[int | None]] = {}
     if not level_order or level_order[0] is None:
         return {}
+    links: dict[int, list[int | None]] = {0: [None, None]}
     level, i = [0], 1
-    links[0] = [None, None]
     while level and i < len(level_order):
         following = []
         for node in level:
@@ -139,7 +142,7 @@ def _tree_links(level_order: list[Any]) -> dict[int, tuple[int | None, int | Non
                         following.append(i)
                     i += 1
         level = following
-    return {node: (left, right) for node, (left, right) in links.items()}
+    return links
 
 
 def _in_order(level_order: list[Any]) -> list[Any]:
@@ -158,7 +161,7 @@ def _in_order(level_order: list[Any]) -> list[Any]:
 
 
 def _is_search_tree(level_order: list[Any]) -> bool:
-    if not all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in level_order):
+    if not all(v is None or _is_int(v) for v in level_order):
         return False
     values = _in_order(level_order)
     return all(a < b for a, b in zip(values, values[1:]))
@@ -303,10 +306,6 @@ def mutate(value: Any, shape: Shape, rng: random.Random) -> Any:
 
 
 Relation = tuple[str, str, str]  # (int argument, other argument, "<=" | "<" | "len<=" | "len<")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _holds(relation: Relation, values: dict[str, Any]) -> bool:
