@@ -98,6 +98,7 @@ import keyword
 import os
 import random
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -372,11 +373,29 @@ def timeline(store: Path, began: float, ended: float) -> str:
                      + [f"end {ended - began:.1f}; shard seconds summed {work:.1f}"])
 
 
+def measure(name: str, memory: TreeUsage, work: Path, round_: int, run: Any) -> dict[str, Any]:
+    """One run (direct or flow) into its own empty store and lineage database."""
+    memory.reset()
+    store = work / f"{name}-store-{round_}"
+    os.environ["CODEIO_STORE"] = str(store)
+    os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / f'{name}-{round_}.db'}"
+    load, began = os.getloadavg()[0], time.time()
+    seconds, kept = run()
+    cpu = memory.cpu_by_role()
+    print(f"round {round_} {name}: {seconds:.1f} s, load {load:.1f}->{os.getloadavg()[0]:.1f}, "
+          f"CPU s by process: {cpu}")
+    print(f"round {round_} {name} timeline (s after the run began; per stage: first shard start-last shard end): "
+          + timeline(store, began, began + seconds))
+    return {"seconds": seconds, "kept": kept, "rss": memory.peak_rss, "cpu": sum(cpu.values())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--shards", type=int, default=20, help="Parquet files")
     parser.add_argument("--shard-size", type=int, default=5000, help="rows per ingestion shard (CODEIO_SHARD_SIZE)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="interleaved direct/flow pairs; the share is the median of the pairs' shares")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="codeio-ingest-scale-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -396,39 +415,42 @@ def main() -> None:
     workers = max(1, local_workers(load_settings()))
     print(f"prefect warm-up (ephemeral API server): {warm_prefect():.1f} s")
     share_api_server()
+    summaries: list[dict[str, Any]] = []
+
+    def direct() -> tuple[float, int]:
+        return run_direct(corpus, load_settings(), workers)
+
+    def flow() -> tuple[float, int]:
+        seconds, summary = run_flow(corpus)
+        summaries.append(summary)
+        return seconds, summary["kept"]
+
+    pairs = []
     with TreeUsage() as memory:
-        memory.reset()
-        os.environ["CODEIO_STORE"] = str(work / "direct-store")
-        os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / 'direct.db'}"
-        load, direct_began = os.getloadavg()[0], time.time()
-        direct_s, direct_kept = run_direct(corpus, load_settings(), workers)
-        direct_rss, direct_cpu = memory.peak_rss, memory.cpu_by_role()
-        print(f"direct: {direct_s:.1f} s, load {load:.1f}->{os.getloadavg()[0]:.1f}, CPU s by process: {direct_cpu}")
-        memory.reset()
-        os.environ["CODEIO_STORE"] = str(work / "flow-store")
-        os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / 'flow.db'}"
-        load, flow_began = os.getloadavg()[0], time.time()
-        flow_s, summary = run_flow(corpus)
-        flow_rss, flow_cpu = memory.peak_rss, memory.cpu_by_role()
-        print(f"flow: {flow_s:.1f} s, load {load:.1f}->{os.getloadavg()[0]:.1f}, CPU s by process: {flow_cpu}")
-    for name, store, began, seconds in (("direct", work / "direct-store", direct_began, direct_s),
-                                        ("flow", work / "flow-store", flow_began, flow_s)):
-        print(f"{name} timeline (s after the run began; per stage: first shard start-last shard end): "
-              + timeline(store, began, began + seconds))
-    direct_cpu_s, flow_cpu_s = sum(direct_cpu.values()), sum(flow_cpu.values())
-    print(f"CPU s: direct {direct_cpu_s:.1f}, flow {flow_cpu_s:.1f}; orchestration share of the flow's CPU "
-          f"(less sensitive to the machine's load than wall time): {(flow_cpu_s - direct_cpu_s) / flow_cpu_s:.3f}")
-    if summary["kept"] != direct_kept:
-        raise SystemExit(f"the runs disagree: flow kept {summary['kept']}, direct {direct_kept}")
-    print(f"{'run':8} {'seconds':>9} {'files/s':>9} {'kept':>7} {'peak RSS MB':>12}")
-    print(f"{'direct':8} {direct_s:9.1f} {args.files / direct_s:9.0f} {direct_kept:7d} {direct_rss / MiB:12.0f}")
-    print(f"{'flow':8} {flow_s:9.1f} {args.files / flow_s:9.0f} {summary['kept']:7d} {flow_rss / MiB:12.0f}")
+        for round_ in range(args.rounds):
+            # alternate which goes first, so a drift of the machine's speed within a round cancels out
+            order = (("direct", direct), ("flow", flow)) if round_ % 2 == 0 else (("flow", flow), ("direct", direct))
+            pair = {name: measure(name, memory, work, round_, run) for name, run in order}
+            if pair["flow"]["kept"] != pair["direct"]["kept"]:
+                raise SystemExit(f"the runs disagree: flow kept {pair['flow']['kept']}, direct {pair['direct']['kept']}")
+            pair["share"] = (pair["flow"]["seconds"] - pair["direct"]["seconds"]) / pair["flow"]["seconds"]
+            pair["cpu_share"] = (pair["flow"]["cpu"] - pair["direct"]["cpu"]) / pair["flow"]["cpu"]
+            pairs.append(pair)
+    summary = summaries[-1]
+    print(f"{'round':6} {'direct s':>9} {'flow s':>9} {'flow files/s':>13} {'share':>7} {'CPU share':>10} "
+          f"{'kept':>7} {'peak RSS MB (d/f)':>18}")
+    for round_, pair in enumerate(pairs):
+        d, f = pair["direct"], pair["flow"]
+        print(f"{round_:<6} {d['seconds']:9.1f} {f['seconds']:9.1f} {args.files / f['seconds']:13.0f} "
+              f"{pair['share']:7.3f} {pair['cpu_share']:10.3f} {f['kept']:7d} "
+              f"{d['rss'] / MiB:8.0f} / {f['rss'] / MiB:<7.0f}")
     print(f"rejects: {summary['rejects_by_reason']}  reconciled: {summary['reconciled']}")
-    print("stage seconds (flow, summed over shards): "
+    print("stage seconds (last flow, summed over shards): "
           + ", ".join(f"{s['label']}={s['seconds']:.1f}" for s in summary["stages"]))
-    share = (flow_s - direct_s) / flow_s
-    print(f"files_per_s={args.files / flow_s:.0f} orchestration_share={share:.3f} "
-          f"peak_rss_mb={max(direct_rss, flow_rss) / MiB:.0f}")
+    share = statistics.median(pair["share"] for pair in pairs)
+    files_per_s = statistics.median(args.files / pair["flow"]["seconds"] for pair in pairs)
+    peak = max(max(pair["direct"]["rss"], pair["flow"]["rss"]) for pair in pairs)
+    print(f"files_per_s={files_per_s:.0f} orchestration_share={share:.3f} peak_rss_mb={peak / MiB:.0f}")
 
 
 if __name__ == "__main__":
