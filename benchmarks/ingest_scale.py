@@ -373,20 +373,33 @@ def timeline(store: Path, began: float, ended: float) -> str:
                      + [f"end {ended - began:.1f}; shard seconds summed {work:.1f}"])
 
 
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to other guests (all CPUs, /proc/stat's steal): the
+    noise of a shared machine, printed per run; 0 where the kernel does not report it."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+        return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+    except (OSError, ValueError):
+        return 0.0
+
+
 def measure(name: str, memory: TreeUsage, work: Path, round_: int, run: Any) -> dict[str, Any]:
     """One run (direct or flow) into its own empty store and lineage database."""
     memory.reset()
+    stolen = stolen_seconds()
     store = work / f"{name}-store-{round_}"
     os.environ["CODEIO_STORE"] = str(store)
     os.environ["CODEIO_DATABASE_URL"] = f"sqlite:///{work / f'{name}-{round_}.db'}"
     load, began = os.getloadavg()[0], time.time()
     seconds, kept = run()
     cpu = memory.cpu_by_role()
+    stolen = stolen_seconds() - stolen
     print(f"round {round_} {name}: {seconds:.1f} s, load {load:.1f}->{os.getloadavg()[0]:.1f}, "
-          f"CPU s by process: {cpu}")
+          f"CPU s by process: {cpu}, stolen by other guests: {stolen:.1f} CPU s")
     print(f"round {round_} {name} timeline (s after the run began; per stage: first shard start-last shard end): "
           + timeline(store, began, began + seconds))
-    return {"seconds": seconds, "kept": kept, "rss": memory.peak_rss, "cpu": sum(cpu.values())}
+    return {"seconds": seconds, "kept": kept, "rss": memory.peak_rss, "cpu": sum(cpu.values()), "stolen": stolen}
 
 
 def main() -> None:
@@ -438,11 +451,11 @@ def main() -> None:
             pairs.append(pair)
     summary = summaries[-1]
     print(f"{'round':6} {'direct s':>9} {'flow s':>9} {'flow files/s':>13} {'share':>7} {'CPU share':>10} "
-          f"{'kept':>7} {'peak RSS MB (d/f)':>18}")
+          f"{'stolen s (d/f)':>15} {'kept':>7} {'peak RSS MB (d/f)':>18}")
     for round_, pair in enumerate(pairs):
         d, f = pair["direct"], pair["flow"]
         print(f"{round_:<6} {d['seconds']:9.1f} {f['seconds']:9.1f} {args.files / f['seconds']:13.0f} "
-              f"{pair['share']:7.3f} {pair['cpu_share']:10.3f} {f['kept']:7d} "
+              f"{pair['share']:7.3f} {pair['cpu_share']:10.3f} {d['stolen']:7.1f} / {f['stolen']:<5.1f} {f['kept']:7d} "
               f"{d['rss'] / MiB:8.0f} / {f['rss'] / MiB:<7.0f}")
     print(f"rejects: {summary['rejects_by_reason']}  reconciled: {summary['reconciled']}")
     print("stage seconds (last flow, summed over shards): "
