@@ -150,6 +150,46 @@ def test_doctests_that_round_the_result_count_as_calls(executor):
     assert out.stats["pairs_dropped"] == {"pair_not_reproduced": 1}
 
 
+def test_doctests_that_wrap_the_result_in_list_tuple_or_sorted_give_that_shape(executor):
+    """``list(evens(5))`` shows what a generator yields and ``sorted(letters(w))`` a set in
+    order: main_solution returns the same call around the function, so its output is the
+    JSON list shown (TheAlgorithms: 54 such examples were passed over as example_not_a_call).
+    A function keeps its most common shape; a sorted() with a key, and a file's own function
+    named like a wrapper, are not wrappers."""
+    from codeio.execution import RunRequest
+
+    source = (
+        "def evens(n):\n"
+        '    """>>> list(evens(5))\n    [0, 2, 4]\n    >>> list(evens(0))\n    []\n    >>> evens(1)\n    0\n    """\n'
+        "    yield from range(0, n, 2)\n\n"
+        "def letters(word):\n"
+        "    \"\"\">>> sorted(letters('banana'))\n    ['a', 'b', 'n']\n    >>> sorted(letters('ba'))\n    ['a', 'b']\n"
+        "    >>> tuple(letters('aa')) == ('a',)\n    True\n"
+        "    >>> sorted(letters('abc'), key=str.upper)\n    ['a', 'b', 'c']\n    \"\"\"\n"
+        "    return set(word)\n"
+    )
+    found = extract_doctest_functions(source, "x.py")
+    by_name = {f.name.split(":")[-1]: f for f in found.functions}
+    evens, letters = by_name["evens"], by_name["letters"]
+    assert "return list(evens(n))" in evens.main_code and "what is `list(evens(...))`" in evens.problem_statement
+    assert [p["input"] for p in evens.pairs] == [{"n": 5}, {"n": 0}]  # evens(1) shows another shape
+    assert "return sorted(letters(word))" in letters.main_code
+    assert [p["input"] for p in letters.pairs] == [{"word": "banana"}, {"word": "ba"}]
+    assert found.skipped["example_other_wrapper"] == 2  # evens(1); tuple(letters('aa')) beside sorted()
+    assert found.skipped["example_not_a_call"] == 1  # sorted(..., key=...)
+    results = executor.run(RunRequest(code=evens.main_code, inputs_json=tuple(dumps(p["input"]) for p in evens.pairs)))
+    assert [json.loads(r.value_json) for r in results] == [p["output"] for p in evens.pairs] == [[0, 2, 4], []]
+    results = executor.run(RunRequest(code=letters.main_code,
+                                      inputs_json=tuple(dumps(p["input"]) for p in letters.pairs)))
+    assert [json.loads(r.value_json) for r in results] == [["a", "b", "n"], ["a", "b"]]
+    # the file's own tuple(): a call of it (with an argument that is not a literal), not a wrapper of evens
+    shadowing = source.split("def letters")[0] + (
+        "def tuple(items):\n    \"\"\">>> tuple(evens(3))\n    2\n    \"\"\"\n    return len(items)\n")
+    found = extract_doctest_functions(shadowing, "y.py")
+    assert [f.name for f in found.functions] == ["y.py:evens"]
+    assert found.skipped["example_argument_not_json"] == 1
+
+
 def test_a_file_that_does_not_parse_gives_nothing():
     found = extract_doctest_functions("def broken(:\n    '''>>> broken(1)\n    1'''\n", "x.py")
     assert not found.functions and found.skipped == {"syntax_error": 1}

@@ -4,7 +4,9 @@ Each top-level function that doctests call with literal arguments and a literal
 expected value becomes a unified function: the function and what it uses from
 its file, a ``main_solution`` wrapper with the same parameters, and its examples
 as pairs. ``f(x) == <literal>`` shown as ``True`` counts as ``f(x)`` giving the
-literal; ``round(f(x), 3)`` and ``float(f(x))`` count as ``f(x)``. Examples in the
+literal; ``round(f(x), 3)`` and ``float(f(x))`` count as ``f(x)``; ``list(f(x))``,
+``tuple(f(x))`` and ``sorted(f(x))`` (a generator, a set) make the wrapper return
+that (a function keeps its most common such shape). Examples in the
 module docstring count for the function they call;
 ``>>> name = <literal>`` lines earlier in the same docstring are substituted
 into later calls. Examples that raise, print, compare, use other names or values
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import doctest
+from collections import Counter
 from typing import Any
 
 from codeio.examples.base import PARSE_ERRORS, Extraction, OfflineFunction, parse_module
@@ -26,6 +29,9 @@ _PARSER = doctest.DocTestParser()
 _DOCSTRING_ERRORS = (ValueError, IndexError)  # doctest's parser on malformed docstrings
 # Calls a doctest wraps around the function to show its number (name: most arguments, the call first).
 NUMERIC_WRAPPERS = {"round": 2, "float": 1}
+# Calls a doctest wraps around the function to show what it yields as a JSON list (a generator, a set):
+# main_solution returns the same call around the function.
+SHAPE_WRAPPERS = ("list", "tuple", "sorted")
 
 
 def extract_doctest_functions(source: str, path: str) -> Extraction:
@@ -35,16 +41,17 @@ def extract_doctest_functions(source: str, path: str) -> Extraction:
     if tree is None:
         return found
     functions = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
-    examples: dict[str, list[dict[str, Any]]] = {name: [] for name in functions}
+    examples: dict[str, list[tuple[dict[str, Any], str]]] = {name: [] for name in functions}
     holders: list[ast.AST] = [tree, *functions.values()]
     for holder in holders:
-        for name, pair in _examples_of(ast.get_docstring(holder, clean=True) or "", functions, found):
-            if all(pair["input"] != seen["input"] for seen in examples[name]):
-                examples[name].append(pair)
+        for name, pair, shape in _examples_of(ast.get_docstring(holder, clean=True) or "", functions, found):
+            if all(pair["input"] != seen["input"] for seen, _ in examples[name]):
+                examples[name].append((pair, shape))
     for name, node in functions.items():
-        pairs = examples[name]
-        if not pairs:
+        if not examples[name]:
             continue
+        shape = _common_shape(examples[name], found)
+        pairs = [pair for pair, wrapped in examples[name] if wrapped == shape]
         try:
             params = parameters(node.args)
         except Unsupported as error:
@@ -53,8 +60,20 @@ def extract_doctest_functions(source: str, path: str) -> Extraction:
         if not params:
             found.skipped["no_parameters"] += len(pairs)
             continue
-        found.functions.append(_function(source, tree, node, params, pairs, path))
+        found.functions.append(_function(source, tree, node, params, pairs, path, shape))
     return found
+
+
+def _common_shape(examples: list[tuple[dict[str, Any], str]], found: Extraction) -> str:
+    """The shape (``""``: the plain call, or one of SHAPE_WRAPPERS) most of a function's
+    examples show, the plain call on a tie; the other examples are counted and passed over
+    (one main_solution returns one shape)."""
+    counts = Counter(shape for _, shape in examples)
+    shape = max(counts, key=lambda s: (counts[s], s == "", s))
+    others = len(examples) - counts[shape]
+    if others:
+        found.skipped["example_other_wrapper"] += others
+    return shape
 
 
 def _examples_of(docstring: str, functions: dict[str, ast.FunctionDef], found: Extraction):
@@ -81,7 +100,7 @@ def _examples_of(docstring: str, functions: dict[str, ast.FunctionDef], found: E
         if len(body) != 1 or not isinstance(body[0], ast.Expr):
             found.skipped["example_not_a_call"] += 1
             continue
-        call, want = _call_and_want(body[0].value, example.want)
+        call, want, shape = _call_and_want(body[0].value, example.want, functions)
         if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id in functions):
             found.skipped["example_not_a_call"] += 1
             continue
@@ -92,27 +111,33 @@ def _examples_of(docstring: str, functions: dict[str, ast.FunctionDef], found: E
         if isinstance(pair, str):
             found.skipped[pair] += 1
         else:
-            yield call.func.id, pair
+            yield call.func.id, pair, shape
 
 
-def _call_and_want(expression: ast.expr, want: str) -> tuple[ast.expr, str]:
-    """``f(x) == <literal>`` (or ``f(x) is None``) shown as ``True`` is the call with
-    that literal as its expected text; ``round(f(x), n)`` and ``float(f(x))`` are the
-    call (the pair keeps what f returns, which must match the shown value within the
-    answer tolerance); anything else is itself."""
-    if (isinstance(expression, ast.Call) and isinstance(expression.func, ast.Name)
-            and expression.func.id in NUMERIC_WRAPPERS and not expression.keywords
-            and 1 <= len(expression.args) <= NUMERIC_WRAPPERS[expression.func.id]
-            and isinstance(expression.args[0], ast.Call)
-            and all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in expression.args[1:])):
-        return expression.args[0], want
+def _call_and_want(expression: ast.expr, want: str, functions: dict[str, ast.FunctionDef]) -> tuple[ast.expr, str, str]:
+    """(the call, its expected text, its shape wrapper or ""). ``f(x) == <literal>`` (or
+    ``f(x) is None``) shown as ``True`` is the call with that literal as its expected
+    text; ``round(f(x), n)`` and ``float(f(x))`` are the call (the pair keeps what f
+    returns, which must match the shown value within the answer tolerance);
+    ``list(f(x))``, ``tuple(f(x))``, ``sorted(f(x))`` are the call in that shape;
+    anything else is itself. A file's own function named like a wrapper is a call."""
     if (isinstance(expression, ast.Compare) and len(expression.ops) == 1 and want.strip() == "True"
             and isinstance(expression.ops[0], (ast.Eq, ast.Is)) and isinstance(expression.left, ast.Call)):
         expected = expression.comparators[0]
         if isinstance(expression.ops[0], ast.Is) and not (isinstance(expected, ast.Constant) and expected.value is None):
-            return expression, want
-        return expression.left, ast.unparse(expected)
-    return expression, want
+            return expression, want, ""
+        expression, want = expression.left, ast.unparse(expected)
+    if not (isinstance(expression, ast.Call) and isinstance(expression.func, ast.Name)
+            and expression.func.id not in functions and not expression.keywords and expression.args
+            and isinstance(expression.args[0], ast.Call)):
+        return expression, want, ""
+    wrapper, arguments = expression.func.id, expression.args
+    if wrapper in NUMERIC_WRAPPERS and len(arguments) <= NUMERIC_WRAPPERS[wrapper] \
+            and all(isinstance(a, ast.Constant) and isinstance(a.value, int) for a in arguments[1:]):
+        return arguments[0], want, ""
+    if wrapper in SHAPE_WRAPPERS and len(arguments) == 1:
+        return arguments[0], want, wrapper
+    return expression, want, ""
 
 
 def call_pair(call: ast.Call, want: str, function: ast.FunctionDef, bound: dict[str, ast.expr]) -> dict[str, Any] | str:
@@ -202,9 +227,11 @@ def without_examples(code: str) -> str:
     return rewritten
 
 
-def entry_code(source: str, tree: ast.Module, node: ast.FunctionDef, params: list[tuple[str, str | None]]) -> str:
+def entry_code(source: str, tree: ast.Module, node: ast.FunctionDef, params: list[tuple[str, str | None]],
+               shape: str = "") -> str:
     """The function with what it uses from its file, doctest lines out of its
-    docstrings, and a ``main_solution`` wrapper that calls it."""
+    docstrings, and a ``main_solution`` wrapper that calls it (inside ``shape``:
+    ``list``, ``tuple`` or ``sorted``, as its doctests show it)."""
     name = node.name
     code = without_examples(slice_function(source, tree, name))
     if name != MAIN_NAME:
@@ -212,18 +239,18 @@ def entry_code(source: str, tree: ast.Module, node: ast.FunctionDef, params: lis
         if any(param == name for param, _ in params):  # def dna(dna): the parameter hides the function
             target = f"_entry_{name}"
             code += f"\n\n{target} = {name}\n"
-        code += "\n\n" + entry_wrapper(node.args, target)
+        code += "\n\n" + entry_wrapper(node.args, target, result=f"{shape}({{}})" if shape else "{}")
     return code
 
 
 def _function(source: str, tree: ast.Module, node: ast.FunctionDef, params: list[tuple[str, str | None]],
-              pairs: list[dict[str, Any]], path: str) -> OfflineFunction:
+              pairs: list[dict[str, Any]], path: str, shape: str = "") -> OfflineFunction:
     name = node.name
-    code = entry_code(source, tree, node, params)
+    code = entry_code(source, tree, node, params, shape)
     where = f"`{name}` in {path}" if path else f"`{name}`"
     prose = docstring_prose(ast.get_docstring(node, clean=True) or "")
     names = ", ".join(f"`{p}`" for p, _ in params)
-    question = f"Given {names}, what does `{name}` return?"
+    question = f"Given {names}, what is `{shape}({name}(...))`?" if shape else f"Given {names}, what does `{name}` return?"
     statement = "\n\n".join(part for part in (prose, question) if part)
     statement += f"\n({'derived without an LLM from the docstring of ' + where})"
     returns = ast.unparse(node.returns) if node.returns is not None else None
