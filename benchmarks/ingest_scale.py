@@ -19,15 +19,18 @@ temp dir. It is ingested twice, in this process run, each into an empty store:
   LocalCluster, lineage in SQLite, markers, manifests, claims).
 
 Options: CodeMix filters, PyEdu-R selection (int_score + reasoning focus) and
-near dedup (MinHash LSH, 0.7). files/s is the flow's; orchestration share is
-``(flow - direct) / flow`` in wall seconds; peak RSS is the largest summed RSS
-of this process and all its descendants (flow process, API server, Dask
-workers) during either run, sampled every 0.25 s (shared pages counted per
-process: an upper bound). Also printed: CPU seconds of each run by process
-(this process, the API server, the workers) and the share computed from them,
-which the other loads of a shared machine disturb less than wall time (the two
-runs are minutes apart), and each run's stage timeline from the shards' markers.
-Iterate at a smaller scale with ``--files 20000 --shards 4``.
+near dedup (MinHash LSH, 0.7). The two runs are interleaved ``--rounds`` times
+(default 7; the order alternates, direct first in even rounds), each run into its
+own empty store; orchestration share is ``(flow - direct) / flow`` in wall seconds
+for each pair, and the last line gives the median of the pairs' shares (one pair
+swings from -0.10 to +0.22 on this shared machine: the hypervisor gives other guests
+up to ~8 CPU s of a run, printed per run as "stolen"); files/s is the median of the
+flow runs'; peak RSS is the largest summed RSS of this process and all its
+descendants (flow process, API server, Dask workers) during any run, sampled every
+0.25 s (shared pages counted per process: an upper bound). Also printed per run:
+CPU seconds by process (this process, the API server, the workers), the stage
+timeline from the shards' markers, and per pair the share computed from CPU seconds.
+Iterate at a smaller scale with ``--files 20000 --shards 4 --rounds 1``.
 
 Last line: ``files_per_s=<x> orchestration_share=<x> peak_rss_mb=<n>``.
 
@@ -38,46 +41,32 @@ marker; ``codeio ingest`` starts its LocalCluster in a thread while it opens lin
 and plans the units (prefect-dask would start it at the first submit), and the
 workers import Prefect's task engine and the stages in a Dask preload as they start.
 
-Measured (3 Dec 2026, 100k files, shards of 5,000, 2 workers each side; each run under
-``flock /work/wt/bench.lock``, started once the 1-min load was under 1.0; the two runs'
-own workers make a load of ~2; 90,006 kept both sides, counts reconciled):
+Measured (3 Dec 2026, 100k files, shards of 5,000, 2 workers each side, a fresh machine
+with nothing else of this session running; 90,006 kept in every run, counts reconciled):
 
-    07:25 load 0.92->2.36: direct 60.6 s, flow 66.1 s, CPU share 0.107
-          files_per_s=1512 orchestration_share=0.084 peak_rss_mb=1472
-    07:30 load 1.0->2.79:  direct 55.7 s, flow 80.2 s (load rose to 2.8 in it), CPU share 0.136
-          files_per_s=1247 orchestration_share=0.305 peak_rss_mb=1446
-    07:39 load 0.94->2.27: direct 52.9 s, flow 71.1 s, CPU share 0.231
-          shard seconds summed: direct 97.1, flow 120.3
-          files_per_s=1406 orchestration_share=0.256 peak_rss_mb=1452
-    07:44 load 0.99->2.41: direct 53.5 s, flow 66.1 s, CPU share 0.165
-          shard seconds summed: direct 97.9, flow 110.7
-          files_per_s=1512 orchestration_share=0.192 peak_rss_mb=1455
+    10:16-10:33, --rounds 7 (this benchmark's default):
+      pairs' shares -0.084 0.022 0.054 0.061 0.099 0.117 0.144 (stolen per run 0.2-7.5 CPU s)
+      files_per_s=1314 orchestration_share=0.061 peak_rss_mb=1488
+    09:57-10:11, --rounds 5: 0.136 -0.102 0.100 0.218 0.033
+      files_per_s=1280 orchestration_share=0.100 peak_rss_mb=1477
+    09:45-09:52, --rounds 3: 0.054 0.117 0.144 -> orchestration_share=0.117
+    09:34-09:43, three single pairs (the benchmark before rounds): 0.055 0.193 0.009
 
-(two earlier runs the same morning, load 1.2-4.7 and 3.4-4.5 from other work, gave
--0.642 and 0.322: not measurements of the flow). Before this change, quiet (17:11 UTC
-2 Dec): ``files_per_s=1721 orchestration_share=0.226 peak_rss_mb=1434``. The target of
-0.10 is met in one run of four; the spread (0.08-0.31) comes from the machine, which
-other sessions share. Where the flow's extra wall time goes, from the timelines of the
-07:39 and 07:44 runs (seconds, flow minus direct):
+All 18 pairs of the morning: median 0.080, mean 0.076 (target <= 0.10). Where the flow's
+time goes, from the 7-round timelines (seconds, flow minus direct): the first select
+shard starts +1.3 to +2.5 s later (cluster start: scheduler, nannies, workers importing
+distributed, Prefect and the stages, against a spawn pool importing the stages), the
+stage barriers +0.3 to +0.5 s each (result collection, manifests, lineage, submission),
+the end +1 to +1.5 s (closing the cluster ~0.65 s; Prefect 3.9.1's sync flow engine joins
+its heartbeat thread, which sleeps in 1 s steps: 0-1 s); the shards' own summed seconds
+differ by -2 to +13 s either way, the noise that the rounds are for. One select shard
+alone, measured as a spawn-pool call, a plain Dask call and a Prefect task run on the
+same LocalCluster, interleaved 5 times on the quiet machine: 5.38, 5.31 and 5.38 s CPU
+(median): the task run adds nothing measurable to a shard.
 
-- start: the first select shard begins at 3.8 / 4.4 s against 1.5 / 1.4 s (+2.3 / +3.0):
-  the flow run's creation, the cluster's start (scheduler, nannies, worker processes
-  importing distributed, Prefect and the stages) against a spawn pool importing the
-  stages; the planning and lineage set-up now overlap it. Before: +6.7 s at 20k.
-- the shards' own work: summed shard seconds +23.2 / +12.8 (+24% / +13%): the same
-  calls on the same data, so this is CPU the shards did not get: the flow process and
-  the API server (6.4 / 6.0 CPU s against 2.7 / 3.2 direct), each task run's Prefect
-  engine in the workers, and other load. One select shard called in a plain Dask worker
-  of the same LocalCluster (no Prefect) costs what it costs in a spawn process (probe,
-  07:53, load 0.7-1.3: 4.9 / 5.1 s first round, 6.8 / 4.6 s second, against 4.9 / 4.8 and
-  6.0 / 5.5 s): the worker environment itself does not slow a shard.
-- barriers: select -> lsh -> dedup gaps 0.4-0.5 s each against 0.0-0.1 (result
-  collection, manifests, lineage rows, submission).
-- end: 2.5 / 1.6 s after the last shard against 0.4 / 0.6 (lineage, artifacts, closing
-  the LocalCluster).
-
-Worker CPU is +27.1 / +17.7 s over the direct run's pool: ~2 x 3 s of worker imports,
-9 task runs (each still builds two Prefect clients, see below), the rest in the shards.
+Earlier figures (3 Dec 2026 07:25-07:44, one pair per run, the previous machine shared
+with another helper's tests): 0.084, 0.305, 0.256, 0.192; before grouping the shards into
+task runs (2 Dec): 0.226.
 
 Read in Prefect 3.9.1's source (2 Dec 2026): a task run on a Dask worker builds two
 clients: ``hydrated_context`` calls ``get_client(sync_client=True)`` and the engine's
@@ -85,9 +74,6 @@ clients: ``hydrated_context`` calls ``get_client(sync_client=True)`` and the eng
 context in the worker's thread and builds another; each ``SyncPrefectClient.__init__``
 makes an SSL context whatever ``PREFECT_API_TLS_INSECURE_SKIP_VERIFY`` says (~0.13 CPU s
 of the worker per task run once warm, measured with no-op tasks). Hence fewer task runs.
-What is left to try: a probe of one shard as a Prefect task run against a plain Dask
-call on a quiet machine (the 07:56 attempt failed on the probe's own SQLite API
-database), to split the shards' +13-24% between Prefect in the worker and other load.
 """
 
 from __future__ import annotations
@@ -407,7 +393,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--shards", type=int, default=20, help="Parquet files")
     parser.add_argument("--shard-size", type=int, default=5000, help="rows per ingestion shard (CODEIO_SHARD_SIZE)")
-    parser.add_argument("--rounds", type=int, default=3,
+    parser.add_argument("--rounds", type=int, default=7,
                         help="interleaved direct/flow pairs; the share is the median of the pairs' shares")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="codeio-ingest-scale-"))
