@@ -43,10 +43,13 @@ changes: server compiles, child inherits the job and code, libc fork, seccomp in
     root    this change   0.70 -> 1.69     226.6     1.07 (3 rounds)      1449 / 14518         0.10   checks_per_s=226.6 ratio_vs_spawn=15.70 ratio_vs_inprocess=0.87 light_ratio_vs_inprocess=0.48
     root    this (final)  1.30 -> 1.95     249.9     1.00 (5 pairs)       1968 / 15956         0.12   checks_per_s=249.9 ratio_vs_spawn=14.75 ratio_vs_inprocess=0.96 light_ratio_vs_inprocess=0.52
     nobody  this (final)  1.56 -> 4.00     162.9     1.06 (5 pairs)       1039 / 6558          0.16   checks_per_s=162.9 ratio_vs_spawn=21.84 ratio_vs_inprocess=0.71 light_ratio_vs_inprocess=0.63
+    root    main 10:35    0.80 -> 2.00     203.6     0.98 (5 pairs)       1713 / 11853         0.14   checks_per_s=203.6 ratio_vs_spawn=14.04 ratio_vs_inprocess=1.06 light_ratio_vs_inprocess=0.68
+    nobody  main 10:37    2.00 -> 2.04     190.1     0.97 (5 pairs)       1829 / 12485         0.15   checks_per_s=190.1 ratio_vs_spawn=13.17 ratio_vs_inprocess=0.91 light_ratio_vs_inprocess=0.67
 
 "3 rounds": the median of three interleaved rounds per rate (one run still gave 0.71), hence
 the final method (this file): five rounds, the ratio the median of the five pairs' ratios.
 The last nobody run had another helper's work start mid-run (load 4.0): the baselines halved.
+"main 10:35/10:37": main's engine on a fresh machine with nothing else of the session running (no lock needed).
 
 The strict light ratio (target 0.3) is not met: a light function costs the strict baseline ~1 ms of
 CPU and the engine ~8-9 ms (fork and exit ~1.8 ms, ~760 copy-on-write faults in the child, the
