@@ -54,12 +54,12 @@ with nothing else of this session running; 90,006 kept in every run, counts reco
 
 All 18 pairs of the morning: median 0.080, mean 0.076 (target <= 0.10). Where the flow's
 time goes, from the 7-round timelines (seconds, flow minus direct): the first select
-shard starts +1.3 to +2.5 s later (cluster start: scheduler, nannies, workers importing
+shard starts +0.3 to +2.4 s later (cluster start: scheduler, nannies, workers importing
 distributed, Prefect and the stages, against a spawn pool importing the stages), the
-stage barriers +0.3 to +0.5 s each (result collection, manifests, lineage, submission),
-the end +1 to +1.5 s (closing the cluster ~0.65 s; Prefect 3.9.1's sync flow engine joins
+stage barriers +0.3 to +1.0 s each (result collection, manifests, lineage, submission),
+the end +0.9 to +1.5 s (closing the cluster ~0.65 s; Prefect 3.9.1's sync flow engine joins
 its heartbeat thread, which sleeps in 1 s steps: 0-1 s); the shards' own summed seconds
-differ by -2 to +13 s either way, the noise that the rounds are for. One select shard
+differ by -17 to +13 s either way, the noise that the rounds are for. One select shard
 alone, measured as a spawn-pool call, a plain Dask call and a Prefect task run on the
 same LocalCluster, interleaved 5 times on the quiet machine: 5.38, 5.31 and 5.38 s CPU
 (median): the task run adds nothing measurable to a shard.
