@@ -396,6 +396,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7,
                         help="interleaved direct/flow pairs; the share is the median of the pairs' shares")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1 (the share is a median over the rounds' pairs)")
     work = Path(tempfile.mkdtemp(prefix="codeio-ingest-scale-"))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
